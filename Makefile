@@ -1,0 +1,44 @@
+# The two commands a user needs:
+#   make lab    create the embedded lab and deploy site.yml onto it
+#   make test   run every test (lint, unit, build, Molecule)
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/sdn_ha
+VENV := $(CACHE)/venv
+export PATH := $(VENV)/bin:$(PATH)
+export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export SDN_HA_CACHE := $(CACHE)
+
+.PHONY: setup lab status destroy test lint unit build molecule clean
+
+setup:
+	@bash scripts/setup.sh
+
+lab: setup
+	ansible-playbook lab/create.yml
+	ansible-playbook site.yml
+	ansible-playbook playbooks/status.yml
+
+status:
+	@ansible-playbook playbooks/status.yml
+
+destroy:
+	ansible-playbook lab/destroy.yml
+
+test: setup lint unit build molecule
+
+lint:
+	yamllint .
+	ansible-lint
+	ruff check .
+	ruff format --check .
+
+unit:
+	pytest tests/unit
+
+build:
+	bash scripts/build-check.sh
+
+molecule:
+	molecule test -s default
+	molecule test -s validation

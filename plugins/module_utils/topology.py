@@ -1,0 +1,257 @@
+# Copyright: sdn_ha contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Checks of the shared sdn_ha_* topology, written once for the validation
+module and its unit tests. Every error names the host, the variable and the
+value, and says what would be valid."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+try:
+    import netaddr
+except ImportError:  # pragma: no cover - reported by the module
+    netaddr = None
+
+CONTROLLER_ROLES = ("master", "backup")
+
+
+@dataclass
+class Topology:
+    """The shared schema, as the validation module receives it."""
+
+    segments: dict
+    front_vip: str
+    back_vip: str
+    hosts: dict
+    front_segment: str = "transit"
+    back_segment: str = "control"
+    controller_segment: str = "control"
+    reserved_addresses: list = field(default_factory=list)
+    openflow_ports: list = field(default_factory=lambda: [6653])
+
+
+class Checker:
+    """Collects every error instead of stopping at the first one."""
+
+    def __init__(self, topo: Topology):
+        self.topo = topo
+        self.errors: list[str] = []
+        self.networks: dict[str, netaddr.IPNetwork] = {}
+        self.owners: dict[netaddr.IPAddress, str] = {}
+
+    def error(self, where: str, variable: str, value, problem: str) -> None:
+        self.errors.append(f"{where}: {variable} = {value!r} {problem}")
+
+    # -- parsing ---------------------------------------------------------
+    def parse_network(self, where, variable, value):
+        try:
+            net = netaddr.IPNetwork(str(value), flags=netaddr.NOHOST)
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            self.error(where, variable, value, "is not a CIDR; write it as 198.18.1.0/24")
+            return None
+        if "/" not in str(value):
+            self.error(where, variable, value, "has no prefix length; write it as 198.18.1.0/24")
+            return None
+        if net.ip != netaddr.IPNetwork(str(value)).ip:
+            self.error(where, variable, value, f"has host bits set; the network is {net}")
+            return None
+        return net
+
+    def parse_interface(self, where, variable, value):
+        if "/" not in str(value):
+            self.error(where, variable, value, "has no prefix length; write it as 198.18.2.11/24")
+            return None
+        try:
+            return netaddr.IPNetwork(str(value))
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            self.error(where, variable, value, "is not an address/prefix; write it as 198.18.2.11/24")
+            return None
+
+    def parse_address(self, where, variable, value):
+        try:
+            if "/" in str(value):
+                raise ValueError
+            return netaddr.IPAddress(str(value))
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            self.error(where, variable, value, "is not an IP address; write it as 198.18.2.100")
+            return None
+
+    # -- checks ----------------------------------------------------------
+    def check_segments(self) -> None:
+        for name, cidr in self.topo.segments.items():
+            net = self.parse_network("all", f"sdn_ha_segments.{name}", cidr)
+            if net is None:
+                continue
+            for other, other_net in self.networks.items():
+                if net in other_net or other_net in net:
+                    self.error(
+                        "all", f"sdn_ha_segments.{name}", cidr,
+                        f"overlaps sdn_ha_segments.{other} ({other_net}); segments must be disjoint",
+                    )
+            self.networks[name] = net
+
+    def check_reserved(self) -> set:
+        reserved = set()
+        for value in self.topo.reserved_addresses:
+            ip = self.parse_address("all", "sdn_ha_reserved_addresses", value)
+            if ip is not None:
+                reserved.add(ip)
+        return reserved
+
+    def claim(self, ip, where, variable, value, reserved) -> None:
+        """An address may belong to one owner only, and never be reserved."""
+        if ip in reserved:
+            self.error(where, variable, value,
+                       "is in sdn_ha_reserved_addresses; choose another address")
+        elif ip in self.owners:
+            self.error(where, variable, value,
+                       f"is already used by {self.owners[ip]}; every address must be unique")
+        else:
+            self.owners[ip] = f"{where} ({variable})"
+
+    def check_in_segment(self, ip, segment, where, variable, value) -> bool:
+        net = self.networks.get(segment)
+        if net is None:
+            if segment not in self.topo.segments:
+                self.error(where, variable, value,
+                           f"names segment {segment!r}, which is not in sdn_ha_segments "
+                           f"(known: {', '.join(sorted(self.topo.segments)) or 'none'})")
+            return False
+        if ip not in net:
+            self.error(where, variable, value,
+                       f"is outside segment {segment!r} ({net}); use an address inside {net}")
+            return False
+        if ip in (net.network, net.broadcast) and net.prefixlen < 31:
+            self.error(where, variable, value,
+                       f"is the network or broadcast address of {net}; use a host address")
+            return False
+        return True
+
+    def check_vips(self, reserved) -> None:
+        for variable, value, segment in (
+            ("sdn_ha_front_vip", self.topo.front_vip, self.topo.front_segment),
+            ("sdn_ha_back_vip", self.topo.back_vip, self.topo.back_segment),
+        ):
+            ip = self.parse_address("all", variable, value)
+            if ip is not None and self.check_in_segment(ip, segment, "all", variable, value):
+                self.claim(ip, "all", variable, value, reserved)
+
+    def check_host_addresses(self, host, spec, reserved) -> list:
+        connected = []
+        addresses = spec.get("addresses") or {}
+        for segment, value in addresses.items():
+            variable = f"sdn_ha_addresses.{segment}"
+            iface = self.parse_interface(host, variable, value)
+            if iface is None:
+                continue
+            clash = next((c for c in connected if iface.ip in c[1] or c[1].ip in iface), None)
+            if clash is not None:
+                self.error(host, variable, value,
+                           f"is on the same subnet as sdn_ha_addresses.{clash[0]} ({clash[1]}); "
+                           "each interface of a host needs its own subnet")
+                continue
+            if self.check_in_segment(iface.ip, segment, host, variable, value):
+                net = self.networks[segment]
+                if iface.prefixlen != net.prefixlen:
+                    self.error(host, variable, value,
+                               f"has prefix /{iface.prefixlen} but segment {segment!r} is {net}")
+                self.claim(iface.ip, host, variable, value, reserved)
+            connected.append((segment, iface))
+        return connected
+
+    def check_routes(self, host, spec, connected, reserved) -> None:
+        for index, route in enumerate(spec.get("routes") or []):
+            where = f"sdn_ha_routes[{index}]"
+            to = route.get("to") if isinstance(route, dict) else None
+            via = route.get("via") if isinstance(route, dict) else None
+            if to is None or via is None:
+                self.error(host, where, route, "needs both 'to' and 'via'")
+                continue
+            if to != "default":
+                self.parse_network(host, f"{where}.to", to)
+            hop = self.parse_address(host, f"{where}.via", via)
+            if hop is None:
+                continue
+            if hop in reserved:
+                self.error(host, f"{where}.via", via,
+                           "is in sdn_ha_reserved_addresses and is never a next hop")
+            elif not any(hop in iface for _, iface in connected):
+                nets = ", ".join(str(iface.cidr) for _, iface in connected) or "none"
+                self.error(host, f"{where}.via", via,
+                           f"is not on a directly connected subnet of {host} (connected: {nets})")
+
+    def check_controllers(self, reserved_unused=None) -> None:
+        masters = []
+        controllers = [h for h, s in self.topo.hosts.items() if "controllers" in (s.get("groups") or [])]
+        for host in controllers:
+            spec = self.topo.hosts[host]
+            role = spec.get("controller_role")
+            if role not in CONTROLLER_ROLES:
+                self.error(host, "sdn_ha_controller_role", role,
+                           f"must be one of {', '.join(CONTROLLER_ROLES)}")
+            elif role == "master":
+                masters.append(host)
+            if self.topo.controller_segment not in (spec.get("addresses") or {}):
+                self.error(host, "sdn_ha_addresses", spec.get("addresses"),
+                           f"has no address on the controller segment "
+                           f"{self.topo.controller_segment!r}")
+        if controllers and len(masters) != 1:
+            found = ", ".join(masters) if masters else "none"
+            self.error("controllers", "sdn_ha_controller_role", found,
+                       "names the master controller(s); exactly one controller must be master")
+        elif not controllers:
+            self.error("all", "groups.controllers", [], "is empty; the pool needs one master and at least one backup")
+
+    def check_switches(self) -> None:
+        seen = {}
+        for host, spec in self.topo.hosts.items():
+            if "switches" not in (spec.get("groups") or []):
+                continue
+            value = spec.get("datapath_id")
+            try:
+                dpid = int(str(value), 0)
+                if not 0 < dpid < 2**64:
+                    raise ValueError
+            except (TypeError, ValueError):
+                self.error(host, "sdn_ha_datapath_id", value,
+                           "is not a datapath id; write it as a quoted hex string such as \"0x1\"")
+                continue
+            if dpid in seen:
+                self.error(host, "sdn_ha_datapath_id", value, f"is already used by {seen[dpid]}")
+            seen[dpid] = host
+
+    def check_load_balancers(self) -> None:
+        for host, spec in self.topo.hosts.items():
+            if "load_balancers" not in (spec.get("groups") or []):
+                continue
+            addresses = spec.get("addresses") or {}
+            for segment, vip in ((self.topo.front_segment, "sdn_ha_front_vip"),
+                                 (self.topo.back_segment, "sdn_ha_back_vip")):
+                if segment not in addresses:
+                    self.error(host, "sdn_ha_addresses", addresses,
+                               f"has no address on segment {segment!r}, where {vip} lives")
+
+    def check_ports(self) -> None:
+        for port in self.topo.openflow_ports:
+            if not isinstance(port, int) or not 0 < port < 65536:
+                self.error("all", "sdn_ha_openflow_ports", port, "must be a TCP port number (1-65535)")
+
+    def run(self) -> list[str]:
+        self.check_segments()
+        reserved = self.check_reserved()
+        self.check_vips(reserved)
+        for host in sorted(self.topo.hosts):
+            spec = self.topo.hosts[host]
+            connected = self.check_host_addresses(host, spec, reserved)
+            self.check_routes(host, spec, connected, reserved)
+        self.check_controllers()
+        self.check_switches()
+        self.check_load_balancers()
+        self.check_ports()
+        return self.errors
+
+
+def validate(topo: Topology) -> list[str]:
+    """Return every problem in the topology; an empty list means it is valid."""
+    return Checker(topo).run()

@@ -1,0 +1,116 @@
+#!/usr/bin/python
+# Copyright: sdn_ha contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: haproxy_stats
+short_description: Read HAProxy's view of its backends from the stats socket
+version_added: 0.1.0
+description:
+  - Sends C(show stat) to HAProxy's stats socket and returns one entry per
+    server, with its status, health check result and session counts.
+  - Read-only; it never changes HAProxy.
+author:
+  - sdn_ha contributors
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+options:
+  socket:
+    description: Path of HAProxy's stats socket.
+    type: path
+    default: /run/haproxy/admin.sock
+  backend:
+    description: Only report servers of this backend. All backends when unset.
+    type: str
+"""
+
+EXAMPLES = r"""
+- name: Read HAProxy's view of the controllers
+  sdn_ha.control_plane.haproxy_stats:
+    backend: controllers
+  register: haproxy
+
+- name: Both backups are UP
+  ansible.builtin.assert:
+    that: haproxy.servers | selectattr('status', 'eq', 'UP') | list | length == 2
+"""
+
+RETURN = r"""
+servers:
+  description: One entry per server.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - backend: controllers
+      server: ctl2
+      address: 198.18.3.22:6653
+      status: UP
+      check_status: L7OK
+      current_sessions: 1
+      total_sessions: 3
+"""
+
+import csv
+import io
+import socket
+
+from ansible.module_utils.basic import AnsibleModule
+
+
+def query(path: str, command: str, timeout: float = 5.0) -> str:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(command.encode() + b"\n")
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks).decode()
+
+
+def parse_servers(text: str, backend: str | None) -> list[dict]:
+    rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
+    servers = []
+    for row in rows:
+        if row.get("svname") in ("FRONTEND", "BACKEND", None):
+            continue
+        if backend and row.get("pxname") != backend:
+            continue
+        servers.append(
+            {
+                "backend": row["pxname"],
+                "server": row["svname"],
+                "address": row.get("addr", ""),
+                "status": row.get("status", ""),
+                "check_status": row.get("check_status", ""),
+                "current_sessions": int(row.get("scur") or 0),
+                "total_sessions": int(row.get("stot") or 0),
+            }
+        )
+    return servers
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
+            "backend": {"type": "str"},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        text = query(module.params["socket"], "show stat")
+    except OSError as exc:
+        module.fail_json(msg=f"socket = {module.params['socket']!r}: cannot read HAProxy stats: {exc}")
+    module.exit_json(changed=False, servers=parse_servers(text, module.params["backend"]))
+
+
+if __name__ == "__main__":
+    main()

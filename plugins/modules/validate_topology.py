@@ -1,0 +1,190 @@
+#!/usr/bin/python
+# Copyright: sdn_ha contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: validate_topology
+short_description: Check the shared SDN HA topology before any host changes
+version_added: 0.1.0
+description:
+  - Checks the C(sdn_ha_*) topology variables of a whole inventory at once,
+    with netaddr, and fails with every problem it finds.
+  - Each message names the host, the variable and the value, and says what
+    would be valid.
+  - This module's options are the reference for the shared topology schema.
+    The C(sdn_ha_*) inventory variable that feeds each option is named in its
+    description.
+  - Run it once, on the control node, before any role touches a host.
+    P(sdn_ha.control_plane.site#playbook) does this first.
+  - It never changes anything, so it is safe in check mode.
+requirements:
+  - netaddr (on the control node)
+author:
+  - sdn_ha contributors
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+options:
+  segments:
+    description:
+      - C(sdn_ha_segments). Segment name to IPv4 CIDR.
+      - Segments must not overlap.
+    type: dict
+    required: true
+  front_vip:
+    description:
+      - C(sdn_ha_front_vip). The one controller address the switches use.
+    type: str
+    required: true
+  back_vip:
+    description:
+      - C(sdn_ha_back_vip). The controllers' default gateway.
+    type: str
+    required: true
+  front_segment:
+    description: C(sdn_ha_front_segment). The segment that holds the front VIP.
+    type: str
+    default: transit
+  back_segment:
+    description: C(sdn_ha_back_segment). The segment that holds the back VIP.
+    type: str
+    default: control
+  controller_segment:
+    description: C(sdn_ha_controller_segment). The segment every controller has an address on.
+    type: str
+    default: control
+  reserved_addresses:
+    description:
+      - C(sdn_ha_reserved_addresses). Addresses that no host, VIP or next hop
+        may use, such as a lab host's own address on each network.
+    type: list
+    elements: str
+    default: []
+  openflow_ports:
+    description: C(sdn_ha_openflow_ports). TCP ports the front VIP serves.
+    type: list
+    elements: int
+    default: [6653]
+  hosts:
+    description:
+      - Per-host topology, one entry a host. Build it with the
+        P(sdn_ha.control_plane.topology_hosts#filter) filter.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: The inventory hostname.
+        type: str
+        required: true
+      addresses:
+        description:
+          - C(sdn_ha_addresses). Segment name to C(address/prefix).
+          - The interface is found by address on the host, so one inventory
+            serves any interface naming.
+        type: dict
+      routes:
+        description:
+          - C(sdn_ha_routes). Static routes, each C({to, via}). C(to) is a
+            CIDR or C(default); C(via) must be on a connected subnet.
+        type: list
+        elements: dict
+      controller_role:
+        description: C(sdn_ha_controller_role). C(master) or C(backup); exactly one master.
+        type: str
+      datapath_id:
+        description: C(sdn_ha_datapath_id). The switch's datapath id, a quoted hex string.
+        type: str
+      groups:
+        description: The host's groups (C(group_names)).
+        type: list
+        elements: str
+"""
+
+EXAMPLES = r"""
+- name: Validate the topology before anything changes
+  sdn_ha.control_plane.validate_topology:
+    segments: "{{ sdn_ha_segments }}"
+    front_vip: "{{ sdn_ha_front_vip }}"
+    back_vip: "{{ sdn_ha_back_vip }}"
+    reserved_addresses: "{{ sdn_ha_reserved_addresses }}"
+    hosts: "{{ hostvars | sdn_ha.control_plane.topology_hosts(ansible_play_hosts_all) }}"
+  delegate_to: localhost
+  run_once: true
+"""
+
+RETURN = r"""
+errors:
+  description: Every problem found; empty when the topology is valid.
+  returned: always
+  type: list
+  elements: str
+  sample:
+    - "lb1: sdn_ha_addresses.transit = '198.18.5.11/24' is outside segment 'transit' (198.18.2.0/24); use an address inside 198.18.2.0/24"
+hosts_checked:
+  description: How many hosts were checked.
+  returned: always
+  type: int
+  sample: 6
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.sdn_ha.control_plane.plugins.module_utils import topology
+
+
+def main() -> None:
+    host_spec = {
+        "name": {"type": "str", "required": True},
+        "addresses": {"type": "dict"},
+        "routes": {"type": "list", "elements": "dict"},
+        "controller_role": {"type": "str"},
+        "datapath_id": {"type": "str"},
+        "groups": {"type": "list", "elements": "str"},
+    }
+    module = AnsibleModule(
+        argument_spec={
+            "segments": {"type": "dict", "required": True},
+            "front_vip": {"type": "str", "required": True},
+            "back_vip": {"type": "str", "required": True},
+            "front_segment": {"type": "str", "default": "transit"},
+            "back_segment": {"type": "str", "default": "control"},
+            "controller_segment": {"type": "str", "default": "control"},
+            "reserved_addresses": {"type": "list", "elements": "str", "default": []},
+            "openflow_ports": {"type": "list", "elements": "int", "default": [6653]},
+            "hosts": {"type": "list", "elements": "dict", "required": True, "options": host_spec},
+        },
+        supports_check_mode=True,
+    )
+    if topology.netaddr is None:
+        module.fail_json(msg=missing_required_lib("netaddr"))
+
+    p = module.params
+    topo = topology.Topology(
+        segments=p["segments"],
+        front_vip=p["front_vip"],
+        back_vip=p["back_vip"],
+        hosts={h["name"]: h for h in p["hosts"]},
+        front_segment=p["front_segment"],
+        back_segment=p["back_segment"],
+        controller_segment=p["controller_segment"],
+        reserved_addresses=p["reserved_addresses"],
+        openflow_ports=p["openflow_ports"],
+    )
+    errors = topology.validate(topo)
+    result = {"changed": False, "errors": errors, "hosts_checked": len(topo.hosts)}
+    if errors:
+        module.fail_json(
+            msg=f"Topology is invalid ({len(errors)} problem(s)):\n- " + "\n- ".join(errors),
+            **result,
+        )
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

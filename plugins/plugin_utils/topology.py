@@ -1,0 +1,66 @@
+# Copyright: sdn_ha contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Derive per-role data from the shared sdn_ha_* topology. Controller-side
+only; each filter plugin is a thin wrapper around one function here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from ansible.errors import AnsibleFilterError
+
+_TOPOLOGY_VARS = {
+    "addresses": "sdn_ha_addresses",
+    "routes": "sdn_ha_routes",
+    "controller_role": "sdn_ha_controller_role",
+    "datapath_id": "sdn_ha_datapath_id",
+}
+
+
+def host_address(address: str) -> str:
+    """'198.18.2.11/24' -> '198.18.2.11'."""
+    return str(address).split("/", 1)[0]
+
+
+def topology_hosts(hostvars: Mapping, hosts: Iterable[str]) -> list[dict]:
+    """The per-host slice of the shared schema, as validate_topology takes it."""
+    result = []
+    for name in hosts:
+        hv = hostvars[name]
+        entry = {"name": name, "groups": list(hv.get("group_names", []))}
+        for key, var in _TOPOLOGY_VARS.items():
+            value = hv.get(var)
+            if value is not None:
+                entry[key] = str(value) if key == "datapath_id" else value
+        result.append(entry)
+    return result
+
+
+def interface_for(facts: Mapping, address: str) -> str:
+    """The name of the interface that holds `address`, found in gathered facts."""
+    wanted = host_address(address)
+    for name in facts.get("interfaces", []):
+        iface = facts.get(name.replace("-", "_").replace(".", "_"), {})
+        ipv4 = [iface.get("ipv4", {})] + list(iface.get("ipv4_secondaries", []))
+        if any(entry.get("address") == wanted for entry in ipv4):
+            return name
+    raise AnsibleFilterError(
+        f"no interface holds {wanted}; the host's addresses are "
+        f"{', '.join(facts.get('all_ipv4_addresses', [])) or 'none'}. "
+        "Check sdn_ha_addresses against the host's real configuration."
+    )
+
+
+def controller_pool(hostvars: Mapping, hosts: Iterable[str], role: str = "backup",
+                    segment: str = "control") -> list[dict]:
+    """Controllers with the given job, each as {name, address} on `segment`."""
+    pool = []
+    for name in hosts:
+        hv = hostvars[name]
+        if hv.get("sdn_ha_controller_role") != role:
+            continue
+        addresses = hv.get("sdn_ha_addresses") or {}
+        if segment not in addresses:
+            raise AnsibleFilterError(f"{name}: sdn_ha_addresses has no {segment!r} address")
+        pool.append({"name": name, "address": host_address(addresses[segment])})
+    return pool
