@@ -1,0 +1,73 @@
+# Copyright: sdn_ha contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Build the status view from what playbooks/status.yml registered on each
+host, and render it as lines for people."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.ovs import ovs_records
+
+_DP_STATUS = re.compile(r'^dp_status\{[^}]*dp_name="([^"]+)"[^}]*\}\s+(\S+)', re.M)
+
+
+def _registered(hv: Mapping, name: str) -> Mapping:
+    value = hv.get(name)
+    return value if isinstance(value, Mapping) else {}
+
+
+def datapaths_up(metrics: str) -> list[str]:
+    """Datapath names whose Faucet gauge dp_status is 1."""
+    return sorted(name for name, value in _DP_STATUS.findall(metrics or "") if float(value) == 1.0)
+
+
+def status_view(hostvars: Mapping, groups: Mapping, front_vip: str) -> dict:
+    lbs = groups.get("load_balancers", [])
+    view = {"front_vip": front_vip, "vip_holders": [], "haproxy": {}, "controllers": {}, "switches": {}}
+    for lb in lbs:
+        hv = hostvars[lb]
+        facts = hv.get("ansible_facts", {}) or {}
+        if front_vip in facts.get("all_ipv4_addresses", []):
+            view["vip_holders"].append(lb)
+        view["haproxy"][lb] = list(_registered(hv, "status_haproxy").get("servers", []))
+    for ctl in groups.get("controllers", []):
+        hv = hostvars[ctl]
+        service = _registered(hv, "status_faucet")
+        view["controllers"][ctl] = {
+            "role": hv.get("sdn_ha_controller_role", "unknown"),
+            "service": service.get("stdout") or ("unreachable" if service.get("unreachable") or not service else "unknown"),
+            "datapaths_up": datapaths_up(_registered(hv, "status_metrics").get("content", "")),
+        }
+    for sw in groups.get("switches", []):
+        out = _registered(hostvars[sw], "status_ovs").get("stdout") or ""
+        view["switches"][sw] = ovs_records(out) if out.startswith("{") else []
+    return view
+
+
+def status_lines(view: Mapping) -> list[str]:
+    lines = [f"front VIP {view['front_vip']} held by: {', '.join(view['vip_holders']) or 'NOBODY'}"]
+    for lb, servers in view["haproxy"].items():
+        if not servers:
+            lines.append(f"haproxy@{lb}: no stats (HAProxy down or host unreachable)")
+        for s in servers:
+            lines.append(
+                f"haproxy@{lb}: {s['server']} {s['address']} {s['status']} ({s['check_status']}), "
+                f"sessions now {s['current_sessions']}, total {s['total_sessions']}"
+            )
+    for name, c in view["controllers"].items():
+        lines.append(
+            f"controller {name} ({c['role']}): faucet {c['service']}, "
+            f"datapaths up: {', '.join(c['datapaths_up']) or 'none'}"
+        )
+    for sw, conns in view["switches"].items():
+        if not conns:
+            lines.append(f"switch {sw}: no controller (unreachable or unconfigured)")
+        for c in conns:
+            state = c.get("status", {}).get("state", "?") if isinstance(c.get("status"), dict) else "?"
+            lines.append(
+                f"switch {sw} -> {c.get('target')}: connected={c.get('is_connected')} "
+                f"role={c.get('role')} state={state}"
+            )
+    return lines
