@@ -140,7 +140,7 @@ class Checker:
     def check_host_addresses(self, host, spec, reserved) -> list:
         connected = []
         addresses = spec.get("addresses") or {}
-        for segment, value in addresses.items():
+        for segment, value in sorted(addresses.items()):
             variable = f"sdn_ha_addresses.{segment}"
             iface = self.parse_interface(host, variable, value)
             if iface is None:
@@ -197,7 +197,7 @@ class Checker:
                            f"has no address on the controller segment "
                            f"{self.topo.controller_segment!r}")
         if controllers and len(masters) != 1:
-            found = ", ".join(masters) if masters else "none"
+            found = ", ".join(sorted(masters)) if masters else "none"
             self.error("controllers", "sdn_ha_controller_role", found,
                        "names the master controller(s); exactly one controller must be master")
         elif not controllers:
