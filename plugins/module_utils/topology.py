@@ -86,7 +86,9 @@ class Checker:
             for other, other_net in self.networks.items():
                 if net in other_net or other_net in net:
                     self.error(
-                        "all", f"sdn_ha_segments.{name}", cidr,
+                        "all",
+                        f"sdn_ha_segments.{name}",
+                        cidr,
                         f"overlaps sdn_ha_segments.{other} ({other_net}); segments must be disjoint",
                     )
             self.networks[name] = net
@@ -102,11 +104,9 @@ class Checker:
     def claim(self, ip, where, variable, value, reserved) -> None:
         """An address may belong to one owner only, and never be reserved."""
         if ip in reserved:
-            self.error(where, variable, value,
-                       "is in sdn_ha_reserved_addresses; choose another address")
+            self.error(where, variable, value, "is in sdn_ha_reserved_addresses; choose another address")
         elif ip in self.owners:
-            self.error(where, variable, value,
-                       f"is already used by {self.owners[ip]}; every address must be unique")
+            self.error(where, variable, value, f"is already used by {self.owners[ip]}; every address must be unique")
         else:
             self.owners[ip] = f"{where} ({variable})"
 
@@ -114,17 +114,19 @@ class Checker:
         net = self.networks.get(segment)
         if net is None:
             if segment not in self.topo.segments:
-                self.error(where, variable, value,
-                           f"names segment {segment!r}, which is not in sdn_ha_segments "
-                           f"(known: {', '.join(sorted(self.topo.segments)) or 'none'})")
+                self.error(
+                    where,
+                    variable,
+                    value,
+                    f"names segment {segment!r}, which is not in sdn_ha_segments "
+                    f"(known: {', '.join(sorted(self.topo.segments)) or 'none'})",
+                )
             return False
         if ip not in net:
-            self.error(where, variable, value,
-                       f"is outside segment {segment!r} ({net}); use an address inside {net}")
+            self.error(where, variable, value, f"is outside segment {segment!r} ({net}); use an address inside {net}")
             return False
         if ip in (net.network, net.broadcast) and net.prefixlen < 31:
-            self.error(where, variable, value,
-                       f"is the network or broadcast address of {net}; use a host address")
+            self.error(where, variable, value, f"is the network or broadcast address of {net}; use a host address")
             return False
         return True
 
@@ -147,15 +149,18 @@ class Checker:
                 continue
             clash = next((c for c in connected if iface.ip in c[1] or c[1].ip in iface), None)
             if clash is not None:
-                self.error(host, variable, value,
-                           f"is on the same subnet as sdn_ha_addresses.{clash[0]} ({clash[1]}); "
-                           "each interface of a host needs its own subnet")
+                self.error(
+                    host,
+                    variable,
+                    value,
+                    f"is on the same subnet as sdn_ha_addresses.{clash[0]} ({clash[1]}); "
+                    "each interface of a host needs its own subnet",
+                )
                 continue
             if self.check_in_segment(iface.ip, segment, host, variable, value):
                 net = self.networks[segment]
                 if iface.prefixlen != net.prefixlen:
-                    self.error(host, variable, value,
-                               f"has prefix /{iface.prefixlen} but segment {segment!r} is {net}")
+                    self.error(host, variable, value, f"has prefix /{iface.prefixlen} but segment {segment!r} is {net}")
                 self.claim(iface.ip, host, variable, value, reserved)
             connected.append((segment, iface))
         return connected
@@ -174,12 +179,12 @@ class Checker:
             if hop is None:
                 continue
             if hop in reserved:
-                self.error(host, f"{where}.via", via,
-                           "is in sdn_ha_reserved_addresses and is never a next hop")
+                self.error(host, f"{where}.via", via, "is in sdn_ha_reserved_addresses and is never a next hop")
             elif not any(hop in iface for _, iface in connected):
                 nets = ", ".join(str(iface.cidr) for _, iface in connected) or "none"
-                self.error(host, f"{where}.via", via,
-                           f"is not on a directly connected subnet of {host} (connected: {nets})")
+                self.error(
+                    host, f"{where}.via", via, f"is not on a directly connected subnet of {host} (connected: {nets})"
+                )
 
     def check_controllers(self, reserved_unused=None) -> None:
         masters = []
@@ -188,18 +193,24 @@ class Checker:
             spec = self.topo.hosts[host]
             role = spec.get("controller_role")
             if role not in CONTROLLER_ROLES:
-                self.error(host, "sdn_ha_controller_role", role,
-                           f"must be one of {', '.join(CONTROLLER_ROLES)}")
+                self.error(host, "sdn_ha_controller_role", role, f"must be one of {', '.join(CONTROLLER_ROLES)}")
             elif role == "master":
                 masters.append(host)
             if self.topo.controller_segment not in (spec.get("addresses") or {}):
-                self.error(host, "sdn_ha_addresses", spec.get("addresses"),
-                           f"has no address on the controller segment "
-                           f"{self.topo.controller_segment!r}")
+                self.error(
+                    host,
+                    "sdn_ha_addresses",
+                    spec.get("addresses"),
+                    f"has no address on the controller segment {self.topo.controller_segment!r}",
+                )
         if controllers and len(masters) != 1:
             found = ", ".join(sorted(masters)) if masters else "none"
-            self.error("controllers", "sdn_ha_controller_role", found,
-                       "names the master controller(s); exactly one controller must be master")
+            self.error(
+                "controllers",
+                "sdn_ha_controller_role",
+                found,
+                "names the master controller(s); exactly one controller must be master",
+            )
         elif not controllers:
             self.error("all", "groups.controllers", [], "is empty; the pool needs one master and at least one backup")
 
@@ -214,8 +225,12 @@ class Checker:
                 if not 0 < dpid < 2**64:
                     raise ValueError
             except (TypeError, ValueError):
-                self.error(host, "sdn_ha_datapath_id", value,
-                           "is not a datapath id; write it as a quoted hex string such as \"0x1\"")
+                self.error(
+                    host,
+                    "sdn_ha_datapath_id",
+                    value,
+                    'is not a datapath id; write it as a quoted hex string such as "0x1"',
+                )
                 continue
             if dpid in seen:
                 self.error(host, "sdn_ha_datapath_id", value, f"is already used by {seen[dpid]}")
@@ -226,11 +241,14 @@ class Checker:
             if "load_balancers" not in (spec.get("groups") or []):
                 continue
             addresses = spec.get("addresses") or {}
-            for segment, vip in ((self.topo.front_segment, "sdn_ha_front_vip"),
-                                 (self.topo.back_segment, "sdn_ha_back_vip")):
+            for segment, vip in (
+                (self.topo.front_segment, "sdn_ha_front_vip"),
+                (self.topo.back_segment, "sdn_ha_back_vip"),
+            ):
                 if segment not in addresses:
-                    self.error(host, "sdn_ha_addresses", addresses,
-                               f"has no address on segment {segment!r}, where {vip} lives")
+                    self.error(
+                        host, "sdn_ha_addresses", addresses, f"has no address on segment {segment!r}, where {vip} lives"
+                    )
 
     def check_ports(self) -> None:
         for port in self.topo.openflow_ports:

@@ -10,9 +10,9 @@ module: ovs_bridge
 short_description: An Open vSwitch bridge connected to an OpenFlow controller
 version_added: 0.1.0
 description:
-  - Makes one Open vSwitch bridge match its description: datapath type,
-    fail mode, OpenFlow versions, datapath id, controller targets, controller
-    timers and numbered ports.
+  - Makes one Open vSwitch bridge match its description, which covers the
+    datapath type, fail mode, OpenFlow versions, datapath id, controller
+    targets, controller timers and numbered ports.
   - Reads every setting first and changes only what differs, in one
     C(ovs-vsctl) transaction, so a second run reports no change.
   - Ports that are not listed are left alone.
@@ -142,8 +142,9 @@ def bridge_changes(ovs: Ovs, p: dict, exists: bool) -> list[list[str]]:
             changes.append(["set", "Bridge", bridge, f"{column}={values[column]}"])
     current = ovs.lines("get-controller", bridge) if exists else []
     if sorted(current) != sorted(p["controllers"]):
-        changes.append(["set-controller", bridge, *p["controllers"]] if p["controllers"]
-                       else ["del-controller", bridge])
+        changes.append(
+            ["set-controller", bridge, *p["controllers"]] if p["controllers"] else ["del-controller", bridge]
+        )
     ports = set(ovs.lines("list-ports", bridge)) if exists else set()
     for port in p["ports"]:
         if port["name"] not in ports:

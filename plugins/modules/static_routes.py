@@ -101,7 +101,7 @@ def show(key: tuple) -> str:
 
 
 def owned_routes(module: AnsibleModule, protocol: int) -> set:
-    rc, out, err = module.run_command(
+    _, out, _ = module.run_command(
         ["ip", "-j", "-4", "route", "show", "table", "main", "proto", str(protocol)], check_rc=True
     )
     current = set()

@@ -125,7 +125,9 @@ errors:
   type: list
   elements: str
   sample:
-    - "lb1: sdn_ha_addresses.transit = '198.18.5.11/24' is outside segment 'transit' (198.18.2.0/24); use an address inside 198.18.2.0/24"
+    - >-
+      lb1: sdn_ha_addresses.transit = '198.18.5.11/24' is outside segment
+      'transit' (198.18.2.0/24); use an address inside 198.18.2.0/24
 hosts_checked:
   description: How many hosts were checked.
   returned: always
@@ -134,7 +136,6 @@ hosts_checked:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
 from ansible_collections.sdn_ha.control_plane.plugins.module_utils import topology
 
 

@@ -22,4 +22,4 @@ def _value(cell):
 def ovs_records(text: str) -> list[dict]:
     """One dict per row, keyed by column heading."""
     table = json.loads(text) if isinstance(text, str) else text
-    return [dict(zip(table["headings"], map(_value, row))) for row in table.get("data", [])]
+    return [dict(zip(table["headings"], map(_value, row), strict=True)) for row in table.get("data", [])]

@@ -37,7 +37,9 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str) -> dict:
         service = _registered(hv, "status_faucet")
         view["controllers"][ctl] = {
             "role": hv.get("sdn_ha_controller_role", "unknown"),
-            "service": service.get("stdout") or ("unreachable" if service.get("unreachable") or not service else "unknown"),
+            "service": "unreachable"
+            if service.get("unreachable") or not service
+            else service.get("status", {}).get("ActiveState", "unknown"),
             "datapaths_up": datapaths_up(_registered(hv, "status_metrics").get("content", "")),
         }
     for sw in groups.get("switches", []):

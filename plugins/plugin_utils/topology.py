@@ -41,7 +41,7 @@ def interface_for(facts: Mapping, address: str) -> str:
     wanted = host_address(address)
     for name in facts.get("interfaces", []):
         iface = facts.get(name.replace("-", "_").replace(".", "_"), {})
-        ipv4 = [iface.get("ipv4", {})] + list(iface.get("ipv4_secondaries", []))
+        ipv4 = [iface.get("ipv4", {}), *iface.get("ipv4_secondaries", [])]
         if any(entry.get("address") == wanted for entry in ipv4):
             return name
     raise AnsibleFilterError(
@@ -51,8 +51,9 @@ def interface_for(facts: Mapping, address: str) -> str:
     )
 
 
-def controller_pool(hostvars: Mapping, hosts: Iterable[str], role: str = "backup",
-                    segment: str = "control") -> list[dict]:
+def controller_pool(
+    hostvars: Mapping, hosts: Iterable[str], role: str = "backup", segment: str = "control"
+) -> list[dict]:
     """Controllers with the given job, each as {name, address} on `segment`."""
     pool = []
     for name in hosts:

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Build the collection, look inside the tarball, install it into an empty
+# collections path, and use it from there: ansible-doc for every module and
+# filter, role docs from argument_specs, and the playbooks by FQCN.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+ansible-galaxy collection build --force --output-path "$work" "$here" >/dev/null
+tarball=$(ls "$work"/sdn_ha-control_plane-*.tar.gz)
+echo "build: $(basename "$tarball") ($(du -h "$tarball" | cut -f1))"
+
+listing=$(tar tzf "$tarball")
+for forbidden in collections/ inventories/ molecule/ lab/ scripts/ .ci/ ansible.cfg site.yml Makefile; do
+  if grep -q "^${forbidden}" <<<"$listing"; then
+    echo "build: FAIL: the tarball contains ${forbidden}" >&2
+    exit 1
+  fi
+done
+if tar tvzf "$tarball" | grep -q '^l'; then
+  echo "build: FAIL: the tarball contains a symlink" >&2
+  exit 1
+fi
+echo "build: no lab files and no symlinks in the tarball"
+
+export ANSIBLE_COLLECTIONS_PATH=$work/installed
+unset ANSIBLE_CONFIG
+cd "$work"
+ansible-galaxy collection install --no-deps -p "$ANSIBLE_COLLECTIONS_PATH" "$tarball" >/dev/null
+
+count=0
+for module in "$here"/plugins/modules/*.py; do
+  name=sdn_ha.control_plane.$(basename "$module" .py)
+  [[ $(ansible-doc "$name") == *EXAMPLES* ]] || { echo "build: FAIL: ansible-doc $name" >&2; exit 1; }
+  count=$((count + 1))
+done
+echo "build: ansible-doc works for $count modules"
+
+for role in "$here"/roles/*/; do
+  name=sdn_ha.control_plane.$(basename "$role")
+  [[ $(ansible-doc -t role "$name") == *"ENTRY POINT:"*main* ]] || { echo "build: FAIL: ansible-doc -t role $name" >&2; exit 1; }
+done
+echo "build: argument_specs documented for every role"
+
+printf 'all:\n  hosts:\n    localhost:\n      ansible_connection: local\n' > inventory.yml
+for playbook in site status; do
+  ansible-playbook -i inventory.yml "sdn_ha.control_plane.$playbook" --syntax-check >syntax.log 2>&1 \
+    || { cat syntax.log >&2; exit 1; }
+done
+echo "build: playbooks site and status run by FQCN from the installed collection"

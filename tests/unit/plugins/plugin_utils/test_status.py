@@ -1,0 +1,88 @@
+import json
+
+from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.ovs import ovs_records
+from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.status import (
+    datapaths_up,
+    status_lines,
+    status_view,
+)
+
+OVS = json.dumps(
+    {
+        "headings": ["target", "is_connected", "role", "status"],
+        "data": [["tcp:198.18.2.100:6653", True, "other", ["map", [["sec_since_connect", "3"], ["state", "ACTIVE"]]]]],
+    }
+)
+
+METRICS = """# HELP dp_status status of datapaths
+dp_status{dp_id="0x1",dp_name="sw1"} 1.0
+dp_status{dp_id="0x2",dp_name="sw2"} 0.0
+"""
+
+
+def test_ovs_records_flatten_maps_and_sets():
+    assert ovs_records(OVS) == [
+        {
+            "target": "tcp:198.18.2.100:6653",
+            "is_connected": True,
+            "role": "other",
+            "status": {"sec_since_connect": "3", "state": "ACTIVE"},
+        }
+    ]
+    assert ovs_records({"headings": ["ports"], "data": [[["set", [1, 2]]]]}) == [{"ports": [1, 2]}]
+
+
+def test_only_datapaths_with_status_one_are_up():
+    assert datapaths_up(METRICS) == ["sw1"]
+    assert datapaths_up("") == []
+
+
+def test_the_view_names_the_vip_holder_and_each_piece():
+    hostvars = {
+        "lb1": {
+            "ansible_facts": {"all_ipv4_addresses": ["198.18.2.11", "198.18.2.100"]},
+            "status_haproxy": {
+                "servers": [
+                    {
+                        "server": "ctl2",
+                        "address": "198.18.3.22:6653",
+                        "status": "UP",
+                        "check_status": "L7OK",
+                        "current_sessions": 1,
+                        "total_sessions": 1,
+                    }
+                ]
+            },
+        },
+        "lb2": {"ansible_facts": {"all_ipv4_addresses": ["198.18.2.12"]}},
+        "ctl1": {
+            "sdn_ha_controller_role": "master",
+            "status_faucet": {"status": {"ActiveState": "active"}},
+            "status_metrics": {"content": ""},
+        },
+        "ctl2": {
+            "sdn_ha_controller_role": "backup",
+            "status_faucet": {"status": {"ActiveState": "active"}},
+            "status_metrics": {"content": METRICS},
+        },
+        "sw1": {"status_ovs": {"stdout": OVS}},
+    }
+    groups = {"load_balancers": ["lb1", "lb2"], "controllers": ["ctl1", "ctl2"], "switches": ["sw1"]}
+    view = status_view(hostvars, groups, "198.18.2.100")
+    assert view["vip_holders"] == ["lb1"]
+    assert view["controllers"]["ctl2"]["datapaths_up"] == ["sw1"]
+    assert view["controllers"]["ctl1"]["datapaths_up"] == []
+    assert view["switches"]["sw1"][0]["is_connected"] is True
+    lines = status_lines(view)
+    assert lines[0] == "front VIP 198.18.2.100 held by: lb1"
+    assert "haproxy@lb2: no stats (HAProxy down or host unreachable)" in lines
+    assert lines[-1] == "switch sw1 -> tcp:198.18.2.100:6653: connected=True role=other state=ACTIVE"
+
+
+def test_an_unreachable_host_is_reported_not_fatal():
+    hostvars = {"lb1": {}, "ctl1": {"status_faucet": {"unreachable": True}}, "sw1": {}}
+    groups = {"load_balancers": ["lb1"], "controllers": ["ctl1"], "switches": ["sw1"]}
+    view = status_view(hostvars, groups, "198.18.2.100")
+    assert view["vip_holders"] == []
+    assert view["controllers"]["ctl1"]["service"] == "unreachable"
+    assert "front VIP 198.18.2.100 held by: NOBODY" in status_lines(view)
