@@ -39,6 +39,9 @@ unit:
 build:
 	bash scripts/build-check.sh
 
+# One lab for the whole run: the default scenario builds and checks it, the
+# validation scenario runs bad inventories against it, then it is destroyed.
 molecule:
 	molecule test -s default
 	molecule test -s validation
+	molecule destroy -s default
