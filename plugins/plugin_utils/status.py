@@ -25,13 +25,15 @@ def datapaths_up(metrics: str) -> list[str]:
 
 def status_view(hostvars: Mapping, groups: Mapping, front_vip: str) -> dict:
     lbs = groups.get("load_balancers", [])
-    view = {"front_vip": front_vip, "vip_holders": [], "haproxy": {}, "controllers": {}, "switches": {}}
+    view = {"front_vip": front_vip, "vip_holders": [], "vrrp": {}, "haproxy": {}, "controllers": {}, "switches": {}}
     for lb in lbs:
         hv = hostvars[lb]
         facts = hv.get("ansible_facts", {}) or {}
         if front_vip in facts.get("all_ipv4_addresses", []):
             view["vip_holders"].append(lb)
         view["haproxy"][lb] = list(_registered(hv, "status_haproxy").get("servers", []))
+        vrrp = _registered(hv, "status_vrrp")
+        view["vrrp"][lb] = (vrrp.get("stdout") or "").strip() or ("unreachable" if not vrrp or vrrp.get("unreachable") else "unknown")
     for ctl in groups.get("controllers", []):
         hv = hostvars[ctl]
         service = _registered(hv, "status_faucet")
@@ -50,6 +52,7 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str) -> dict:
 
 def status_lines(view: Mapping) -> list[str]:
     lines = [f"front VIP {view['front_vip']} held by: {', '.join(view['vip_holders']) or 'NOBODY'}"]
+    lines += [f"vrrp@{lb}: {state}" for lb, state in view["vrrp"].items()]
     for lb, servers in view["haproxy"].items():
         if not servers:
             lines.append(f"haproxy@{lb}: no stats (HAProxy down or host unreachable)")

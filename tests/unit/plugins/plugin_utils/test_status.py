@@ -54,7 +54,7 @@ def test_the_view_names_the_vip_holder_and_each_piece():
                 ]
             },
         },
-        "lb2": {"ansible_facts": {"all_ipv4_addresses": ["198.18.2.12"]}},
+        "lb2": {"ansible_facts": {"all_ipv4_addresses": ["198.18.2.12"]}, "status_vrrp": {"stdout": "BACKUP\n"}},
         "ctl1": {
             "sdn_ha_controller_role": "master",
             "status_faucet": {"status": {"ActiveState": "active"}},
@@ -70,6 +70,7 @@ def test_the_view_names_the_vip_holder_and_each_piece():
     groups = {"load_balancers": ["lb1", "lb2"], "controllers": ["ctl1", "ctl2"], "switches": ["sw1"]}
     view = status_view(hostvars, groups, "198.18.2.100")
     assert view["vip_holders"] == ["lb1"]
+    assert view["vrrp"] == {"lb1": "unreachable", "lb2": "BACKUP"}
     assert view["controllers"]["ctl2"]["datapaths_up"] == ["sw1"]
     assert view["controllers"]["ctl1"]["datapaths_up"] == []
     assert view["switches"]["sw1"][0]["is_connected"] is True
