@@ -113,7 +113,7 @@ EXAMPLES = r"""
     front_vip: "{{ sdn_ha_front_vip }}"
     back_vip: "{{ sdn_ha_back_vip }}"
     reserved_addresses: "{{ sdn_ha_reserved_addresses }}"
-    hosts: "{{ hostvars | sdn_ha.control_plane.topology_hosts(ansible_play_hosts_all) }}"
+    hosts: "{{ hostvars | sdn_ha.control_plane.topology_hosts(groups['all']) }}"
   delegate_to: localhost
   run_once: true
 """
