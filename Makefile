@@ -44,4 +44,5 @@ build:
 molecule:
 	molecule test -s default
 	molecule test -s validation
+	molecule test -s failover
 	molecule destroy -s default
