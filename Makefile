@@ -9,7 +9,7 @@ export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build molecule clean
+.PHONY: setup lab status destroy test lint unit build molecule bench-failover
 
 setup:
 	@bash scripts/setup.sh
@@ -46,3 +46,8 @@ molecule:
 	molecule test -s validation
 	molecule test -s failover
 	molecule destroy -s default
+
+# Benchmarks: not part of `make test`. They need a running lab (`make lab`).
+TRIALS ?= 5
+bench-failover:
+	python3 benchmarks/failover.py --trials $(TRIALS)
