@@ -9,7 +9,7 @@ export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build molecule bench-failover
+.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak
 
 setup:
 	@bash scripts/setup.sh
@@ -51,3 +51,7 @@ molecule:
 TRIALS ?= 5
 bench-failover:
 	python3 benchmarks/failover.py --trials $(TRIALS)
+
+SOAK_SECONDS ?= 300
+bench-soak:
+	cd benchmarks && python3 vrrp_soak.py --seconds $(SOAK_SECONDS)

@@ -8,7 +8,7 @@ kills the active LB's container N times and measures:
   (a) fault -> the front VIP is up on the other LB (keepalived installs it
       and sends its gratuitous ARP at that moment);
   (b) fault -> the switch's OpenFlow session is re-established through the
-      new active LB (its HAProxy carries a session again).
+      new active LB (its HAProxy opens a new session to a controller).
 
 Faults: "crash" silences every link of the active LB and SIGKILLs its
 container at once, as a power loss would; "kill" only SIGKILLs it, as
@@ -29,7 +29,6 @@ import os
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -43,26 +42,35 @@ PROFILES = ("stock", "standard", "fast")
 # Runs in the standby LB's network namespace: the moment keepalived installs
 # the VIP there (it sends its gratuitous ARP at the same time).
 VIP_PROBE = (
-    'end=$(( $(date +%s) + {timeout} )); '
+    "end=$(( $(date +%s) + {timeout} )); "
     'while [ -z "$(ip -o -4 addr show to {vip}/32)" ]; do [ $(date +%s) -lt $end ] || exit 0; done; '
     "date +%s.%N"
 )
 
-# Runs in the new active LB's mount and network namespaces with its Python.
+# Runs in the new active LB's mount and network namespaces with its Python:
+# the moment its HAProxy opens a new session to a controller (the backend's
+# total session count goes up).
 SESSION_PROBE = """
 import csv, io, socket, sys, time
-deadline = time.time() + float(sys.argv[1])
+
+def sessions(field):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect("/run/haproxy/admin.sock")
+    s.sendall(b"show stat\\n")
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
+    return sum(int(r[field] or 0) for r in rows if r["pxname"] == "controllers" and r["svname"] == "BACKEND")
+
+field, deadline = sys.argv[2], time.time() + float(sys.argv[1])
+before = sessions(field)
+if before and field == "scur":
+    print(time.time())
 while time.time() < deadline:
     try:
-        s = socket.socket(socket.AF_UNIX)
-        s.connect("/run/haproxy/admin.sock")
-        s.sendall(b"show stat\\n")
-        data = b""
-        while chunk := s.recv(65536):
-            data += chunk
-        s.close()
-        rows = csv.DictReader(io.StringIO(data.decode().lstrip("# ")))
-        if sum(int(r["scur"] or 0) for r in rows if r["pxname"] == "controllers" and r["svname"] != "BACKEND"):
+        if sessions(field) > before:
             print(time.time())
             break
     except OSError:
@@ -85,8 +93,9 @@ def in_netns(container: str, *argv: str, mount: bool = False) -> list[str]:
 
 
 def holds_vip(lb: str) -> bool:
-    out = subprocess.run(in_netns(lb, "ip", "-o", "-4", "addr", "show", "to", f"{FRONT_VIP}/32"),
-                         text=True, capture_output=True)
+    out = subprocess.run(
+        in_netns(lb, "ip", "-o", "-4", "addr", "show", "to", f"{FRONT_VIP}/32"), text=True, capture_output=True
+    )
     return bool(out.stdout.strip())
 
 
@@ -105,8 +114,10 @@ def wait(predicate, timeout: float, what: str) -> None:
 
 
 def session_count(lb: str) -> int:
-    code = SESSION_PROBE.replace("print(time.time())", "print(1)")
-    out = subprocess.run(in_netns(lb, "python3", "-c", code, "0.3", mount=True), text=True, capture_output=True)
+    """1 if the LB's HAProxy carries a session now."""
+    out = subprocess.run(
+        in_netns(lb, "python3", "-c", SESSION_PROBE, "0", "scur", mount=True), text=True, capture_output=True
+    )
     return 1 if out.stdout.strip() else 0
 
 
@@ -119,6 +130,7 @@ def active_lb() -> str:
 
 def steady(timeout: float = 60) -> str:
     """Wait until one LB is master with the switch's session, the other backup."""
+
     def ok() -> bool:
         try:
             active = active_lb()
@@ -126,6 +138,7 @@ def steady(timeout: float = 60) -> str:
             return False
         standby = next(lb for lb in LBS if lb != active)
         return vrrp_state(standby) == "BACKUP" and session_count(active) == 1
+
     wait(ok, timeout, "a steady pair: one master with the session, one backup")
     return active_lb()
 
@@ -136,21 +149,41 @@ def ansible(*args: str) -> None:
 
 
 def apply_profile(profile: str) -> None:
-    ansible("site.yml", "--limit", "load_balancers", "--tags", "keepalived-configure",
-            "-e", f"keepalived_profile={profile}")
+    ansible(
+        "site.yml", "--limit", "load_balancers", "--tags", "keepalived-configure", "-e", f"keepalived_profile={profile}"
+    )
     time.sleep(2)
 
 
 def traffic(on: bool) -> None:
     run("podman", "exec", "sw1", "systemctl", "stop", "sdn-ha-bench-traffic", check=False)
     if on:
-        run("podman", "exec", "sw1", "systemd-run", "--unit", "sdn-ha-bench-traffic", "--collect",
-            "ip", "netns", "exec", "p1", "/usr/local/sbin/sdn-ha-lab-traffic", "--rate", "20", "--seconds", "1800")
+        run(
+            "podman",
+            "exec",
+            "sw1",
+            "systemd-run",
+            "--unit",
+            "sdn-ha-bench-traffic",
+            "--collect",
+            "ip",
+            "netns",
+            "exec",
+            "p1",
+            "/usr/local/sbin/sdn-ha-lab-traffic",
+            "--rate",
+            "20",
+            "--seconds",
+            "1800",
+        )
 
 
 def session_probe(standby: str, timeout: float) -> subprocess.Popen:
-    probe = subprocess.Popen(in_netns(standby, "python3", "-c", SESSION_PROBE, str(timeout), mount=True),
-                             stdout=subprocess.PIPE, text=True)
+    probe = subprocess.Popen(
+        in_netns(standby, "python3", "-c", SESSION_PROBE, str(timeout), "stot", mount=True),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(0.3)  # let it start before the fault
     return probe
 
@@ -185,12 +218,14 @@ def trial(kind: str, timeout: float = 30.0) -> tuple[float | None, float | None]
         else:
             t0 = time.time()
         os.kill(pid, signal.SIGKILL)
-    t_vip, t_session = finish(vip), finish(session)
-    # Put the old active back as a standby.
-    if kind == "planned":
-        run(*in_netns(active, "sh", "-c", f"echo 0 > {DRAIN_FILE}", mount=True))
-    else:
-        run("podman", "start", active)
+    try:
+        t_vip, t_session = finish(vip), finish(session)
+    finally:
+        # Put the old active back as a standby, whatever happened.
+        if kind == "planned":
+            run(*in_netns(active, "sh", "-c", f"echo 0 > {DRAIN_FILE}", mount=True))
+        else:
+            run("podman", "start", active)
     wait(lambda: vrrp_state(active) == "BACKUP", 60, f"{active} to return as BACKUP")
     return (t_vip - t0 if t_vip else None), (t_session - t0 if t_session else None)
 
@@ -200,8 +235,14 @@ def summary(values: list[float | None]) -> dict:
     if not got:
         return {"n": 0, "missed": len(values)}
     p95 = got[min(len(got) - 1, round(0.95 * (len(got) - 1)))]
-    return {"n": len(got), "missed": len(values) - len(got), "median": statistics.median(got),
-            "p95": p95, "min": got[0], "max": got[-1]}
+    return {
+        "n": len(got),
+        "missed": len(values) - len(got),
+        "median": statistics.median(got),
+        "p95": p95,
+        "min": got[0],
+        "max": got[-1],
+    }
 
 
 def fmt(s: dict) -> str:
@@ -211,7 +252,17 @@ def fmt(s: dict) -> str:
     return f"{s['median']:.3f} s (p95 {s['p95']:.3f}, {s['min']:.3f}-{s['max']:.3f}){missed}"
 
 
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM into an exception, so the lab is put back in order."""
+
+    def handler(signum, frame):
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main() -> None:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--profiles", default=",".join(PROFILES))
@@ -232,8 +283,11 @@ def main() -> None:
                 for number in range(1, args.trials + 1):
                     a, b = trial(kind)
                     runs.append((a, b))
-                    print(f"   {name} #{number}: (a) VIP {a if a is None else f'{a:.3f}'} s, "
-                          f"(b) session {b if b is None else f'{b:.3f}'} s", flush=True)
+                    print(
+                        f"   {name} #{number}: (a) VIP {a if a is None else f'{a:.3f}'} s, "
+                        f"(b) session {b if b is None else f'{b:.3f}'} s",
+                        flush=True,
+                    )
                 results[name] = {"a": summary([r[0] for r in runs]), "b": summary([r[1] for r in runs])}
             traffic(False)
     finally:
@@ -244,8 +298,7 @@ def main() -> None:
     print(f"\n{'case':36} {'(a) VIP moved: median (p95, range)':44} {'(b) session back':44} ratio(a) vs {base}")
     for name, r in results.items():
         baseline = results.get(name.replace(name.split()[0], base, 1), {}).get("a", {})
-        ratio = (f"{r['a']['median'] / baseline['median']:.2f}x"
-                 if r["a"].get("n") and baseline.get("n") else "-")
+        ratio = f"{r['a']['median'] / baseline['median']:.2f}x" if r["a"].get("n") and baseline.get("n") else "-"
         print(f"{name:36} {fmt(r['a']):44} {fmt(r['b']):44} {ratio}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

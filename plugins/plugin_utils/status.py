@@ -33,7 +33,8 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str) -> dict:
             view["vip_holders"].append(lb)
         view["haproxy"][lb] = list(_registered(hv, "status_haproxy").get("servers", []))
         vrrp = _registered(hv, "status_vrrp")
-        view["vrrp"][lb] = (vrrp.get("stdout") or "").strip() or ("unreachable" if not vrrp or vrrp.get("unreachable") else "unknown")
+        reachable = bool(vrrp) and not vrrp.get("unreachable")
+        view["vrrp"][lb] = (vrrp.get("stdout") or "").strip() or ("unknown" if reachable else "unreachable")
     for ctl in groups.get("controllers", []):
         hv = hostvars[ctl]
         service = _registered(hv, "status_faucet")
