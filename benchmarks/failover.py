@@ -38,6 +38,7 @@ FRONT_VIP = "198.18.2.100"
 STATE_FILE = "/run/keepalived/sdn_ha.state"
 DRAIN_FILE = "/etc/keepalived/sdn_ha.drain"
 PROFILES = ("stock", "standard", "fast")
+SETTLE = 10
 
 # Runs in the standby LB's network namespace: the moment keepalived installs
 # the VIP there (it sends its gratuitous ARP at the same time).
@@ -128,10 +129,24 @@ def active_lb() -> str:
     return holders[0]
 
 
+def switch_uptime() -> int:
+    out = subprocess.run(
+        in_netns("sw1", "ovs-vsctl", "get", "Controller", "br0", "status:sec_since_connect", mount=True),
+        text=True,
+        capture_output=True,
+    )
+    return int(out.stdout.strip().strip('"') or 0) if out.returncode == 0 else 0
+
+
 def steady(timeout: float = 60) -> str:
-    """Wait until one LB is master with the switch's session, the other backup."""
+    """Wait until one LB is master with the switch's session, the other backup,
+    and the switch has been connected for SETTLE seconds. OVS doubles its
+    reconnect backoff after a session that lived only briefly, so trials a
+    few seconds apart would measure OVS's backoff, not the failover."""
 
     def ok() -> bool:
+        if switch_uptime() < SETTLE:
+            return False
         try:
             active = active_lb()
         except SystemExit:
