@@ -45,8 +45,8 @@ done
 echo "build: argument_specs documented for every role"
 
 printf 'all:\n  hosts:\n    localhost:\n      ansible_connection: local\n' > inventory.yml
-for playbook in site status; do
+for playbook in site status failover rolling_restart; do
   ansible-playbook -i inventory.yml "sdn_ha.control_plane.$playbook" --syntax-check >syntax.log 2>&1 \
     || { cat syntax.log >&2; exit 1; }
 done
-echo "build: playbooks site and status run by FQCN from the installed collection"
+echo "build: playbooks site, status, failover and rolling_restart run by FQCN from the installed collection"
