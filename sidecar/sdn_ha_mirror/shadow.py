@@ -1,0 +1,91 @@
+"""The master's side of the shadow session: every master->switch message is
+answered from what the primary session has shown, or swallowed. None of
+the master's messages ever reaches a switch."""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+from .openflow import HEADER_LEN, OFPT, Message, multipart_type, pack
+
+OFPMP_DESC = 0
+OFPMP_PORT_DESC = 13
+
+# The master's would-be writes: counted and logged as an audit, never sent.
+SWALLOWED = {
+    OFPT.SET_CONFIG,
+    OFPT.FLOW_MOD,
+    OFPT.GROUP_MOD,
+    OFPT.METER_MOD,
+    OFPT.PORT_MOD,
+    OFPT.TABLE_MOD,
+    OFPT.PACKET_OUT,
+    OFPT.SET_ASYNC,
+}
+
+
+def with_xid(data: bytes, xid: int) -> bytes:
+    return data[:4] + struct.pack("!I", xid) + data[HEADER_LEN:]
+
+
+@dataclass
+class SwitchView:
+    """The latest reply of each kind the switch sent on the primary session."""
+
+    version: int = 0
+    features: bytes | None = None
+    config: bytes | None = None
+    multipart: dict[int, bytes] = field(default_factory=dict)
+
+    def learn(self, message: Message) -> None:
+        """Keep a switch->controller reply; the primary session negotiated the version."""
+        if message.type == OFPT.HELLO and not self.version:
+            self.version = message.version
+        elif message.type == OFPT.FEATURES_REPLY:
+            self.features = message.data
+        elif message.type == OFPT.GET_CONFIG_REPLY:
+            self.config = message.data
+        elif message.type == OFPT.MULTIPART_REPLY:
+            kind = multipart_type(message)
+            if kind is not None:
+                self.multipart[kind] = message.data
+
+    @property
+    def ready(self) -> bool:
+        """The shadow session opens only once these are known."""
+        return bool(self.version and self.features and OFPMP_PORT_DESC in self.multipart)
+
+
+@dataclass
+class Answer:
+    replies: list[bytes]
+    swallowed: bool = False
+    unanswered: bool = False  # nothing cached for it: the caller decides
+
+
+def answer(view: SwitchView, message: Message) -> Answer:
+    """What the sidecar sends back to the master for one of its messages."""
+    t, xid, version = message.type, message.xid, view.version or message.version
+    if t == OFPT.HELLO:
+        return Answer([pack(version, OFPT.HELLO, xid)])
+    if t == OFPT.ECHO_REQUEST:
+        return Answer([pack(version, OFPT.ECHO_REPLY, xid, message.body)])
+    if t == OFPT.BARRIER_REQUEST:
+        return Answer([pack(version, OFPT.BARRIER_REPLY, xid)])
+    if t == OFPT.ROLE_REQUEST:
+        # Grant the requested role and generation id; the switch never sees it.
+        return Answer([pack(version, OFPT.ROLE_REPLY, xid, message.body[:16])])
+    if t == OFPT.FEATURES_REQUEST:
+        return _cached(view.features, xid)
+    if t == OFPT.GET_CONFIG_REQUEST:
+        return _cached(view.config, xid)
+    if t == OFPT.MULTIPART_REQUEST:
+        return _cached(view.multipart.get(multipart_type(message)), xid)
+    if t in SWALLOWED:
+        return Answer([], swallowed=True)
+    return Answer([], unanswered=True)
+
+
+def _cached(data: bytes | None, xid: int) -> Answer:
+    return Answer([with_xid(data, xid)]) if data else Answer([], unanswered=True)
