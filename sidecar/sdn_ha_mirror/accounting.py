@@ -47,8 +47,10 @@ class MirrorQueue:
     _queue: deque = field(default_factory=deque)
     _bytes: int = 0
 
-    def account(self, message: Message, decision: Route) -> bool:
-        """Count one relayed message; return True when it was queued for the master."""
+    def account(self, message: Message, decision: Route, deliverable: bool = True) -> bool:
+        """Count one relayed message; return True when it was queued for the master.
+        A message for the master is dropped when the queue is full, or when
+        the master is not connected (`deliverable` false): there is no replay."""
         size = len(message.data)
         c = self.counters
         c.relayed_messages += 1
@@ -57,7 +59,7 @@ class MirrorQueue:
             c.filtered_messages += 1
             c.filtered_bytes += size
             return False
-        if self._bytes + size > self.limit:
+        if not deliverable or self._bytes + size > self.limit:
             c.dropped_messages += 1
             c.dropped_bytes += size
             return False
