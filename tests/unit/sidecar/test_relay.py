@@ -130,3 +130,19 @@ def test_a_dead_master_costs_copies_never_the_primary_path():
     assert bytes(primary.received) == sent
     assert counters.mirrored_messages == 0 and counters.dropped_messages == 50
     assert counters.consistent()
+
+
+def test_the_metrics_page_counts_every_session():
+    from sdn_ha_mirror.__main__ import Registry
+
+    registry = Registry()
+    session = SwitchSession(Settings())
+    session.queue.counters.relayed_messages = 3
+    session.queue.counters.filtered_messages = 3
+    registry.live.add(session)
+    registry.ended.relayed_messages = 2
+    registry.ended.dropped_messages = 2
+    text = registry.render()
+    assert "sdn_ha_mirror_relayed_messages_total 5" in text
+    assert "sdn_ha_mirror_dropped_messages_total 2" in text
+    assert "sdn_ha_mirror_sessions 1" in text

@@ -1,0 +1,139 @@
+"""The sidecar daemon: python3 -m sdn_ha_mirror --listen VIP:6653 ...
+
+Listens on the front VIP (with IP_FREEBIND, so it also starts on the standby
+LB), relays every switch session to HAProxy on loopback, mirrors to the
+master controller, and serves its counters as Prometheus text on localhost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import socket
+from dataclasses import fields
+
+from .accounting import Counters
+from .relay import Settings, SwitchSession
+
+IP_FREEBIND = 15  # Linux; Python 3.11's socket module lacks the constant
+
+log = logging.getLogger("sdn_ha_mirror")
+
+
+def address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()})
+
+
+class Registry:
+    """Totals over every session, live and ended, for the metrics page."""
+
+    def __init__(self) -> None:
+        self.ended = Counters()
+        self.live: set[SwitchSession] = set()
+        self.sessions_total = 0
+
+    def totals(self) -> Counters:
+        total = Counters()
+        total.add(self.ended)
+        for session in self.live:
+            total.add(session.queue.counters)
+        return total
+
+    def render(self) -> str:
+        lines = []
+        for f in fields(Counters):
+            name = f"sdn_ha_mirror_{f.name}_total"
+            lines += [f"# TYPE {name} counter", f"{name} {getattr(self.totals(), f.name)}"]
+        lines += [
+            "# TYPE sdn_ha_mirror_sessions gauge",
+            f"sdn_ha_mirror_sessions {len(self.live)}",
+            "# TYPE sdn_ha_mirror_master_connected gauge",
+            f"sdn_ha_mirror_master_connected {sum(s.master_ready.is_set() for s in self.live)}",
+            "# TYPE sdn_ha_mirror_sessions_total counter",
+            f"sdn_ha_mirror_sessions_total {self.sessions_total}",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve(args: argparse.Namespace) -> None:
+    settings = Settings(primary=args.primary, master=args.master, queue_limit=args.queue_limit)
+    registry = Registry()
+
+    async def on_switch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = SwitchSession(settings)
+        registry.live.add(session)
+        registry.sessions_total += 1
+        peer = writer.get_extra_info("peername")
+        log.info("switch %s connected", peer)
+        try:
+            await session.serve(reader, writer)
+        finally:
+            registry.live.discard(session)
+            registry.ended.add(session.queue.counters)
+            c = session.queue.counters
+            log.info(
+                "switch %s closed: relayed %d, mirrored %d, filtered %d, dropped %d, swallowed %d",
+                peer,
+                c.relayed_messages,
+                c.mirrored_messages,
+                c.filtered_messages,
+                c.dropped_messages,
+                c.swallowed_messages,
+            )
+
+    async def on_metrics(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readline()
+        body = registry.render().encode()
+        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n")
+        writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        writer.close()
+
+    servers = [await asyncio.start_server(on_switch, sock=listening_socket(*listen)) for listen in args.listen]
+    servers.append(await asyncio.start_server(on_metrics, *args.metrics))
+    log.info("listening on %s, primary %s, master %s", args.listen, args.primary, args.master)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for server in servers:
+        server.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="sdn_ha_mirror", description=__doc__.splitlines()[0])
+    parser.add_argument("--listen", type=address, action="append", required=True, help="VIP:PORT, repeatable")
+    parser.add_argument("--primary", type=address, default=("127.0.0.1", 16653), help="HAProxy's PROXY listener")
+    parser.add_argument("--master", type=address, help="the master controller, HOST:PORT")
+    parser.add_argument("--queue-limit", type=int, default=1 << 20, help="bytes of copies held per session")
+    parser.add_argument("--metrics", type=address, default=("127.0.0.1", 9310))
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+    asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    main()
