@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.ovs import ovs_records
 
 _DP_STATUS = re.compile(r'^dp_status\{[^}]*dp_name="([^"]+)"[^}]*\}\s+(\S+)', re.M)
+_MIRROR = re.compile(r"^sdn_ha_mirror_(\w+?)(?:_total)?\s+(\d+)$", re.M)
 
 
 def _registered(hv: Mapping, name: str) -> Mapping:
@@ -23,15 +24,29 @@ def datapaths_up(metrics: str) -> list[str]:
     return sorted(name for name, value in _DP_STATUS.findall(metrics or "") if float(value) == 1.0)
 
 
+def mirror_counters(metrics: str) -> dict[str, int]:
+    """The sidecar's Prometheus counters, without the prefix and suffix."""
+    return {name: int(value) for name, value in _MIRROR.findall(metrics or "")}
+
+
 def status_view(hostvars: Mapping, groups: Mapping, front_vip: str) -> dict:
     lbs = groups.get("load_balancers", [])
-    view = {"front_vip": front_vip, "vip_holders": [], "vrrp": {}, "haproxy": {}, "controllers": {}, "switches": {}}
+    view = {
+        "front_vip": front_vip,
+        "vip_holders": [],
+        "vrrp": {},
+        "mirror": {},
+        "haproxy": {},
+        "controllers": {},
+        "switches": {},
+    }
     for lb in lbs:
         hv = hostvars[lb]
         facts = hv.get("ansible_facts", {}) or {}
         if front_vip in facts.get("all_ipv4_addresses", []):
             view["vip_holders"].append(lb)
         view["haproxy"][lb] = list(_registered(hv, "status_haproxy").get("servers", []))
+        view["mirror"][lb] = mirror_counters(_registered(hv, "status_mirror").get("content", ""))
         vrrp = _registered(hv, "status_vrrp")
         reachable = bool(vrrp) and not vrrp.get("unreachable")
         view["vrrp"][lb] = (vrrp.get("stdout") or "").strip() or ("unknown" if reachable else "unreachable")
@@ -54,6 +69,14 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str) -> dict:
 def status_lines(view: Mapping) -> list[str]:
     lines = [f"front VIP {view['front_vip']} held by: {', '.join(view['vip_holders']) or 'NOBODY'}"]
     lines += [f"vrrp@{lb}: {state}" for lb, state in view["vrrp"].items()]
+    for lb, m in view.get("mirror", {}).items():
+        if m:
+            lines.append(
+                f"mirror@{lb}: {m.get('sessions', 0)} session(s), master connected {m.get('master_connected', 0)}; "
+                f"relayed {m.get('relayed_messages', 0)} = mirrored {m.get('mirrored_messages', 0)} "
+                f"+ filtered {m.get('filtered_messages', 0)} + dropped {m.get('dropped_messages', 0)}; "
+                f"master writes swallowed {m.get('swallowed_messages', 0)}"
+            )
     for lb, servers in view["haproxy"].items():
         if not servers:
             lines.append(f"haproxy@{lb}: no stats (HAProxy down or host unreachable)")

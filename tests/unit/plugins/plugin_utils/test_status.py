@@ -3,6 +3,7 @@ import json
 from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.ovs import ovs_records
 from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.status import (
     datapaths_up,
+    mirror_counters,
     status_lines,
     status_view,
 )
@@ -30,6 +31,11 @@ def test_ovs_records_flatten_maps_and_sets():
         }
     ]
     assert ovs_records({"headings": ["ports"], "data": [[["set", [1, 2]]]]}) == [{"ports": [1, 2]}]
+
+
+def test_mirror_counters_are_read_from_the_metrics_page():
+    text = "# TYPE x counter\nsdn_ha_mirror_relayed_messages_total 105\nsdn_ha_mirror_sessions 1\n"
+    assert mirror_counters(text) == {"relayed_messages": 105, "sessions": 1}
 
 
 def test_only_datapaths_with_status_one_are_up():
