@@ -58,8 +58,8 @@ class Registry:
             f"sdn_ha_mirror_sessions {len(self.live)}",
             "# TYPE sdn_ha_mirror_master_connected gauge",
             f"sdn_ha_mirror_master_connected {sum(s.master_ready.is_set() for s in self.live)}",
-            "# TYPE sdn_ha_mirror_sessions_total counter",
-            f"sdn_ha_mirror_sessions_total {self.sessions_total}",
+            "# TYPE sdn_ha_mirror_sessions_opened_total counter",
+            f"sdn_ha_mirror_sessions_opened_total {self.sessions_total}",
         ]
         return "\n".join(lines) + "\n"
 

@@ -146,3 +146,7 @@ def test_the_metrics_page_counts_every_session():
     assert "sdn_ha_mirror_relayed_messages_total 5" in text
     assert "sdn_ha_mirror_dropped_messages_total 2" in text
     assert "sdn_ha_mirror_sessions 1" in text
+    # The gauge and the counter must not share a name once "_total" is stripped.
+    from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.status import mirror_counters
+
+    assert mirror_counters(text)["sessions"] == 1

@@ -34,8 +34,11 @@ def test_ovs_records_flatten_maps_and_sets():
 
 
 def test_mirror_counters_are_read_from_the_metrics_page():
-    text = "# TYPE x counter\nsdn_ha_mirror_relayed_messages_total 105\nsdn_ha_mirror_sessions 1\n"
-    assert mirror_counters(text) == {"relayed_messages": 105, "sessions": 1}
+    text = (
+        "# TYPE x counter\nsdn_ha_mirror_relayed_messages_total 105\nsdn_ha_mirror_sessions 1\n"
+        "sdn_ha_mirror_sessions_opened_total 3\n"
+    )
+    assert mirror_counters(text) == {"relayed_messages": 105, "sessions": 1, "sessions_opened": 3}
 
 
 def test_only_datapaths_with_status_one_are_up():
