@@ -50,9 +50,10 @@ class Registry:
 
     def render(self) -> str:
         lines = []
+        totals = self.totals()
         for f in fields(Counters):
             name = f"sdn_ha_mirror_{f.name}_total"
-            lines += [f"# TYPE {name} counter", f"{name} {getattr(self.totals(), f.name)}"]
+            lines += [f"# TYPE {name} counter", f"{name} {getattr(totals, f.name)}"]
         lines += [
             "# TYPE sdn_ha_mirror_sessions gauge",
             f"sdn_ha_mirror_sessions {len(self.live)}",
