@@ -16,7 +16,7 @@ import socket
 from dataclasses import fields
 
 from .accounting import Counters
-from .relay import Settings, SwitchSession
+from .relay import Settings, SwitchSession, start_server
 
 IP_FREEBIND = 15  # Linux; Python 3.11's socket module lacks the constant
 
@@ -40,6 +40,26 @@ class Registry:
         self.ended = Counters()
         self.live: set[SwitchSession] = set()
         self.sessions_total = 0
+
+    def opened(self, session: SwitchSession) -> None:
+        self.live.add(session)
+        self.sessions_total += 1
+        log.info("switch %s connected (session %d)", session.peer, session.id)
+
+    def closed(self, session: SwitchSession) -> None:
+        self.live.discard(session)
+        c = session.queue.counters
+        self.ended.add(c)
+        log.info(
+            "switch %s closed (session %d): relayed %d, mirrored %d, filtered %d, dropped %d, swallowed %d",
+            session.peer,
+            session.id,
+            c.relayed_messages,
+            c.mirrored_messages,
+            c.filtered_messages,
+            c.dropped_messages,
+            c.swallowed_messages,
+        )
 
     def totals(self) -> Counters:
         total = Counters()
@@ -76,30 +96,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    settings = Settings(primary=args.primary, master=args.master, queue_limit=args.queue_limit)
+    settings = Settings(
+        primary=args.primary,
+        master=args.master,
+        queue_limit=args.queue_limit,
+        hold_timeout=args.hold_timeout,
+        switch_timeout=args.switch_timeout,
+    )
     registry = Registry()
-
-    async def on_switch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        session = SwitchSession(settings)
-        registry.live.add(session)
-        registry.sessions_total += 1
-        peer = writer.get_extra_info("peername")
-        log.info("switch %s connected", peer)
-        try:
-            await session.serve(reader, writer)
-        finally:
-            registry.live.discard(session)
-            registry.ended.add(session.queue.counters)
-            c = session.queue.counters
-            log.info(
-                "switch %s closed: relayed %d, mirrored %d, filtered %d, dropped %d, swallowed %d",
-                peer,
-                c.relayed_messages,
-                c.mirrored_messages,
-                c.filtered_messages,
-                c.dropped_messages,
-                c.swallowed_messages,
-            )
 
     async def on_metrics(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readline()
@@ -109,7 +113,10 @@ async def serve(args: argparse.Namespace) -> None:
         await writer.drain()
         writer.close()
 
-    servers = [await asyncio.start_server(on_switch, sock=listening_socket(*listen)) for listen in args.listen]
+    servers = [
+        await start_server(settings, registry.opened, registry.closed, sock=listening_socket(*listen))
+        for listen in args.listen
+    ]
     servers.append(await asyncio.start_server(on_metrics, *args.metrics))
     log.info("listening on %s, primary %s, master %s", args.listen, args.primary, args.master)
     stop = asyncio.Event()
@@ -127,6 +134,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--primary", type=address, default=("127.0.0.1", 16653), help="HAProxy's PROXY listener")
     parser.add_argument("--master", type=address, help="the master controller, HOST:PORT")
     parser.add_argument("--queue-limit", type=int, default=1 << 20, help="bytes of copies held per session")
+    parser.add_argument("--hold-timeout", type=float, default=5.0, help="seconds a master request waits for the cache")
+    parser.add_argument("--switch-timeout", type=float, default=15.0, help="seconds before a silent switch is gone")
     parser.add_argument("--metrics", type=address, default=("127.0.0.1", 9310))
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)

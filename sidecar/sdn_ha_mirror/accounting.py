@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field, fields
 
-from .openflow import Message, Route
+from .openflow import HEADER_LEN, Message, Route
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Counters:
     dropped_messages: int = 0
     dropped_bytes: int = 0
     swallowed_messages: int = 0  # master writes that never reach the switch
+    unanswered_messages: int = 0  # master requests the cache could not answer in time
 
     def consistent(self) -> bool:
         return self.relayed_messages == self.mirrored_messages + self.filtered_messages + self.dropped_messages and (
@@ -51,21 +52,33 @@ class MirrorQueue:
         """Count one relayed message; return True when it was queued for the master.
         A message for the master is dropped when the queue is full, or when
         the master is not connected (`deliverable` false): there is no replay."""
-        size = len(message.data)
+        if decision is Route.MIRROR:
+            return self.account_run(message.data, 1, deliverable)
         c = self.counters
         c.relayed_messages += 1
+        c.relayed_bytes += len(message.data)
+        c.filtered_messages += 1
+        c.filtered_bytes += len(message.data)
+        return False
+
+    def account_run(self, data: bytes, count: int, deliverable: bool = True) -> bool:
+        """Count `count` consecutive whole messages for the master, `data`
+        holding exactly them; queue as many as fit and drop the rest whole."""
+        size = len(data)
+        c = self.counters
+        c.relayed_messages += count
         c.relayed_bytes += size
-        if decision is not Route.MIRROR:
-            c.filtered_messages += 1
-            c.filtered_bytes += size
-            return False
-        if not deliverable or self._bytes + size > self.limit:
-            c.dropped_messages += 1
-            c.dropped_bytes += size
-            return False
-        self._queue.append(message.data)
+        room = self.limit - self._bytes if deliverable else 0
+        if size > room:
+            kept, kept_count = _whole_prefix(data, room)
+            c.dropped_messages += count - kept_count
+            c.dropped_bytes += size - kept
+            data, size, count = data[:kept], kept, kept_count
+            if not count:
+                return False
+        self._queue.append(data)
         self._bytes += size
-        c.mirrored_messages += 1
+        c.mirrored_messages += count
         c.mirrored_bytes += size
         return True
 
@@ -84,3 +97,15 @@ class MirrorQueue:
     @property
     def queued_bytes(self) -> int:
         return self._bytes
+
+
+def _whole_prefix(data: bytes, room: int) -> tuple[int, int]:
+    """Bytes and count of the leading whole messages of `data` that fit in `room`."""
+    end = count = 0
+    while end + HEADER_LEN <= len(data):
+        length = int.from_bytes(data[end + 2 : end + 4], "big")
+        if end + length > room:
+            break
+        end += length
+        count += 1
+    return end, count

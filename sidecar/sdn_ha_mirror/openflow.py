@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 HEADER = struct.Struct("!BBHI")  # version, type, length, xid
 HEADER_LEN = HEADER.size
+_VERSION_TYPE_LENGTH = struct.Struct("!BBH")
 MAX_MESSAGE = 0xFFFF
 
 
@@ -71,31 +71,74 @@ def pack(version: int, msg_type: int, xid: int, body: bytes = b"") -> bytes:
     return HEADER.pack(version, msg_type, length, xid) + body
 
 
-class Framer:
-    """Cuts a TCP byte stream into whole OpenFlow messages, whatever the
-    segment boundaries. Bytes of an incomplete message stay buffered."""
+class Scanner:
+    """Walks the message headers of a TCP byte stream, whatever the segment
+    boundaries, without copying the messages it only needs to count.
 
-    def __init__(self) -> None:
-        self._buffer = bytearray()
+    Consecutive whole messages whose type is in `plain` are reported as one
+    run, `on_run(buffer, start, end, count)`; every other message is cut out
+    and passed to `on_message(Message)`. Bytes of an incomplete message stay
+    buffered until their tail arrives. A header that cannot be OpenFlow
+    raises FramingError: the session must be closed.
+    """
 
-    def feed(self, data: bytes) -> Iterator[Message]:
-        self._buffer += data
-        while len(self._buffer) >= HEADER_LEN:
-            version, msg_type, length, xid = HEADER.unpack_from(self._buffer)
+    __slots__ = ("_on_message", "_on_run", "_plain", "_tail")
+
+    def __init__(self, plain: frozenset[int], on_run, on_message) -> None:
+        self._plain = plain
+        self._on_run = on_run
+        self._on_message = on_message
+        self._tail = b""
+
+    def feed(self, data: bytes) -> None:
+        buf = self._tail + data if self._tail else bytes(data)
+        n, off, run_start, run_count = len(buf), 0, 0, 0
+        plain, unpack = self._plain, _VERSION_TYPE_LENGTH.unpack_from
+        while n - off >= HEADER_LEN:
+            version, kind, length = unpack(buf, off)
             if length < HEADER_LEN:
                 raise FramingError(f"message length {length} is shorter than the header")
             if version == 0 or version > 0x06:
                 raise FramingError(f"OpenFlow version {version:#x} is unknown")
-            if len(self._buffer) < length:
-                return
-            data_ = bytes(self._buffer[:length])
-            del self._buffer[:length]
-            yield Message(version, msg_type, xid, data_)
+            end = off + length
+            if end > n:
+                break
+            if kind in plain:
+                if not run_count:
+                    run_start = off
+                run_count += 1
+            else:
+                if run_count:
+                    self._on_run(buf, run_start, off, run_count)
+                    run_count = 0
+                self._on_message(Message(version, kind, int.from_bytes(buf[off + 4 : off + 8], "big"), buf[off:end]))
+            off = end
+        if run_count:
+            self._on_run(buf, run_start, off, run_count)
+        self._tail = buf[off:]
 
     @property
     def pending(self) -> int:
         """Bytes held back, waiting for the rest of a message."""
-        return len(self._buffer)
+        return len(self._tail)
+
+
+class Framer:
+    """Cuts a TCP byte stream into whole OpenFlow messages, whatever the
+    segment boundaries (a Scanner that reports every message)."""
+
+    def __init__(self) -> None:
+        self._messages: list[Message] = []
+        self._scanner = Scanner(frozenset(), None, self._messages.append)
+
+    def feed(self, data: bytes) -> list[Message]:
+        self._messages.clear()
+        self._scanner.feed(data)
+        return list(self._messages)
+
+    @property
+    def pending(self) -> int:
+        return self._scanner.pending
 
 
 class Route(enum.Enum):

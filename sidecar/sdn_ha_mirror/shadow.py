@@ -11,6 +11,9 @@ from .openflow import HEADER_LEN, OFPT, Message, multipart_type, pack
 
 OFPMP_DESC = 0
 OFPMP_PORT_DESC = 13
+OFPET_BAD_REQUEST = 1
+OFPBRC_BAD_TYPE = 1
+OFPBRC_BAD_MULTIPART = 2
 
 # The master's would-be writes: counted and logged as an audit, never sent.
 SWALLOWED = {
@@ -89,3 +92,11 @@ def answer(view: SwitchView, message: Message) -> Answer:
 
 def _cached(data: bytes | None, xid: int) -> Answer:
     return Answer([with_xid(data, xid)]) if data else Answer([], unanswered=True)
+
+
+def unavailable(view: SwitchView, message: Message) -> bytes:
+    """The ERROR that ends a master request nothing in the cache answered:
+    BAD_REQUEST carrying the request's first 64 bytes, as the spec asks."""
+    code = OFPBRC_BAD_MULTIPART if message.type == OFPT.MULTIPART_REQUEST else OFPBRC_BAD_TYPE
+    body = struct.pack("!HH", OFPET_BAD_REQUEST, code) + message.data[:64]
+    return pack(view.version or message.version, OFPT.ERROR, message.xid, body)

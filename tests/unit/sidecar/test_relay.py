@@ -2,10 +2,11 @@
 path (standing in for HAProxy and a backup controller) and the master."""
 
 import asyncio
+import socket
 import struct
 
 from sdn_ha_mirror.openflow import OFPT, Framer, pack
-from sdn_ha_mirror.relay import PROXY_V2_SIGNATURE, Settings, SwitchSession, proxy_v2_header
+from sdn_ha_mirror.relay import PROXY_V2_SIGNATURE, Settings, SwitchSession, proxy_v2_header, start_server
 
 PORT_DESC = struct.pack("!HH4x", 13, 0)
 
@@ -64,12 +65,7 @@ async def run_lab(with_master: bool, packet_ins: int = 50):
         await master_server.wait_closed()
     settings = Settings(primary=primary_server.sockets[0].getsockname()[:2], master=master_addr)
 
-    async def handle(reader, writer):
-        session = SwitchSession(settings)
-        sessions.append(session)
-        await session.serve(reader, writer)
-
-    sidecar = await asyncio.start_server(handle, "127.0.0.1", 0)
+    sidecar = await start_server(settings, on_open=sessions.append, host="127.0.0.1", port=0)
     reader, writer = await asyncio.open_connection(*sidecar.sockets[0].getsockname()[:2])
     sent = bytearray()
 
@@ -150,3 +146,158 @@ def test_the_metrics_page_counts_every_session():
     from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.status import mirror_counters
 
     assert mirror_counters(text)["sessions"] == 1
+
+
+class Switch:
+    """A scripted switch that has done its handshake with the backup."""
+
+    def __init__(self, reader, writer):
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, address):
+        switch = cls(*await asyncio.open_connection(*address))
+        switch.writer.write(pack(4, OFPT.HELLO, 1))
+        await read_messages(switch.reader, 3)
+        switch.writer.write(pack(4, OFPT.FEATURES_REPLY, 100, bytes.fromhex("0000000000000001") + bytes(16)))
+        switch.writer.write(pack(4, OFPT.MULTIPART_REPLY, 101, PORT_DESC + bytes(64)))
+        await switch.writer.drain()
+        return switch
+
+    async def packet_ins(self, numbers):
+        for n in numbers:
+            self.writer.write(pack(4, OFPT.PACKET_IN, 0, n.to_bytes(4, "big") + bytes(100)))
+        await self.writer.drain()
+
+
+async def until(predicate, timeout=5.0):
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+class Masters:
+    """Each connection of the master gets its own list of messages; the first
+    one is cut after its handshake, to make the sidecar reconnect."""
+
+    def __init__(self, script=()):
+        self.connections = []
+        self.script = script
+
+    async def handle(self, reader, writer):
+        got = []
+        self.connections.append(got)
+        writer.write(pack(4, OFPT.HELLO, 1))
+        for message in self.script:
+            writer.write(message)
+        await writer.drain()
+        framer = Framer()
+        while data := await reader.read(65536):
+            got += framer.feed(data)
+            if len(self.connections) == 1 and any(m.type == OFPT.HELLO for m in got):
+                writer.close()
+                return
+
+
+async def sidecar_with(masters, **settings):
+    primary = Primary()
+    primary_server = await asyncio.start_server(primary.handle, "127.0.0.1", 0)
+    master_server = await asyncio.start_server(masters.handle, "127.0.0.1", 0)
+    sessions = []
+    config = Settings(
+        primary=primary_server.sockets[0].getsockname()[:2],
+        master=master_server.sockets[0].getsockname()[:2],
+        **settings,
+    )
+    sidecar = await start_server(config, on_open=sessions.append, host="127.0.0.1", port=0)
+    switch = await Switch.connect(sidecar.sockets[0].getsockname()[:2])
+    return switch, sessions, (sidecar, primary_server, master_server)
+
+
+def test_the_master_is_reconnected_and_gets_only_what_comes_after():
+    async def scenario():
+        masters = Masters()
+        switch, sessions, servers = await sidecar_with(masters)
+        await until(lambda: len(masters.connections) == 2)
+        session = sessions[0]
+        await until(session.master_ready.is_set)
+        await switch.packet_ins(range(20))
+        await until(lambda: sum(m.type == OFPT.PACKET_IN for m in masters.connections[1]) == 20)
+        switch.writer.close()
+        for server in servers:
+            server.close()
+        return masters, session.queue.counters
+
+    masters, counters = asyncio.run(scenario())
+    packet_ins = [m for m in masters.connections[1] if m.type == OFPT.PACKET_IN]
+    assert [int.from_bytes(m.body[:4], "big") for m in packet_ins] == list(range(20))
+    assert counters.mirrored_messages == 20 and counters.consistent()
+
+
+def test_an_uncached_request_waits_for_the_backups_reply_or_gets_an_error():
+    port_stats = pack(4, OFPT.MULTIPART_REQUEST, 40, struct.pack("!HH4x", 4, 0))  # OFPMP_PORT_STATS
+    table_stats = pack(4, OFPT.MULTIPART_REQUEST, 41, struct.pack("!HH4x", 3, 0))  # OFPMP_TABLE_STATS
+
+    async def scenario():
+        masters = Masters(script=[port_stats, table_stats])
+        masters.connections.append([])  # no cut: this master stays
+        switch, sessions, servers = await sidecar_with(masters, hold_timeout=0.5)
+        await until(lambda: len(masters.connections) == 2 and sessions[0].master_ready.is_set())
+        await asyncio.sleep(0.1)
+        # The backup polls port stats; the switch's reply answers the master too.
+        switch.writer.write(pack(4, OFPT.MULTIPART_REPLY, 0, struct.pack("!HH4x", 4, 0) + bytes(112)))
+        await switch.writer.drain()
+        got = masters.connections[1]
+        await until(lambda: any(m.type == OFPT.ERROR for m in got))
+        switch.writer.close()
+        for server in servers:
+            server.close()
+        return got, sessions[0].queue.counters
+
+    got, counters = asyncio.run(scenario())
+    reply = next(m for m in got if m.type == OFPT.MULTIPART_REPLY)
+    assert reply.xid == 40 and reply.body[:2] == b"\x00\x04"
+    error = next(m for m in got if m.type == OFPT.ERROR)
+    assert error.xid == 41 and error.body[:4] == struct.pack("!HH", 1, 2) and error.body[4:] == table_stats
+    assert counters.unanswered_messages == 1
+
+
+def test_a_silent_switch_is_given_up_on_by_tcp_keepalive():
+    async def scenario():
+        switch, sessions, servers = await sidecar_with(Masters(), switch_timeout=12)
+        sock = sessions[0].switch.transport.get_extra_info("socket")
+        options = (
+            sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        )
+        switch.writer.close()
+        await until(sessions[0].closed.is_set)
+        for server in servers:
+            server.close()
+        return options
+
+    assert asyncio.run(scenario()) == (1, 4, 2, 4, 12000)
+
+
+def test_hostile_bytes_close_only_their_own_session():
+    async def scenario():
+        switch, sessions, servers = await sidecar_with(Masters())
+        other = await Switch.connect(servers[0].sockets[0].getsockname()[:2])
+        switch.writer.write(b"GET / HTTP/1.0\r\n\r\n")
+        await switch.writer.drain()
+        await until(sessions[0].closed.is_set)
+        await other.packet_ins(range(5))
+        await asyncio.sleep(0.1)
+        alive = not sessions[1].closed.is_set()
+        other.writer.close()
+        for server in servers:
+            server.close()
+        return alive, sessions[1].queue.counters
+
+    alive, counters = asyncio.run(scenario())
+    assert alive and counters.relayed_messages >= 5 + 3
