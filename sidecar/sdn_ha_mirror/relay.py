@@ -88,12 +88,22 @@ class _Pipe(asyncio.Protocol):
         self.inspect = inspect
         self.transport: asyncio.Transport | None = None
         self.peer: _Pipe | None = None
+        self.early: list[bytes] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self.peer.transport is None:
+            # Python < 3.11.5 may deliver bytes although connection_made paused
+            # reading; hold them until the primary path is open.
+            self.early.append(data)
+            self.transport.pause_reading()
+            return
         self.peer.transport.write(data)
+        self.inspect_or_close(data)
+
+    def inspect_or_close(self, data: bytes) -> None:
         try:
             self.inspect(data)
         except FramingError as exc:
@@ -181,7 +191,12 @@ class SwitchSession:
             self.primary.transport.close()
             return
         self.primary.transport.write(proxy_v2_header(self.peer, local))
-        self.switch.transport.resume_reading()
+        for data in self.switch.early:
+            self.primary.transport.write(data)
+            self.switch.inspect_or_close(data)
+        self.switch.early.clear()
+        if not self.closed.is_set():
+            self.switch.transport.resume_reading()
         if self.settings.master:
             self._tasks.append(asyncio.get_running_loop().create_task(self._master_loop()))
 

@@ -301,3 +301,17 @@ def test_hostile_bytes_close_only_their_own_session():
 
     alive, counters = asyncio.run(scenario())
     assert alive and counters.relayed_messages >= 5 + 3
+
+
+def test_bytes_before_the_primary_path_is_open_are_held_not_lost():
+    class Transport:
+        paused = False
+
+        def pause_reading(self):
+            self.paused = True
+
+    session = SwitchSession(Settings())
+    session.switch.transport = Transport()
+    hello = pack(4, OFPT.HELLO, 1)
+    session.switch.data_received(hello)  # older Pythons deliver this despite the pause
+    assert session.switch.early == [hello] and session.switch.transport.paused

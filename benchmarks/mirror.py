@@ -1,0 +1,396 @@
+#!/usr/bin/env python3
+"""Three-path benchmark for the mirroring sidecar, in one run:
+
+  (a) switch emulator -> controller, directly;
+  (b) switch emulator -> HAProxy -> controller;
+  (c) switch emulator -> sidecar -> HAProxy (PROXY v2) -> controller, with
+      every PACKET_IN copied to a master over the shadow session.
+
+It reports, as the median and spread of --runs rounds (paths interleaved in
+each round, so machine noise hits all three alike):
+
+  - OpenFlow messages per second for 128-byte PACKET_INs, one message per
+    write and in bulk (64 messages per write);
+  - the round-trip latency, p50 and p99, at a fixed 10k msg/s (the
+    controller answers each PACKET_IN with a PACKET_OUT);
+  - memory per session (RSS growth of HAProxy and of the sidecar over
+    --sessions idle switch sessions);
+  - path (c)'s one-message-per-write rate with the master frozen by SIGSTOP.
+
+Everything runs on loopback in a throwaway container of the lab image
+(HAProxy and Python 3.11 as the LBs have them), with no network at all.
+
+Usage (after `make setup`):  make bench-mirror  [RUNS=5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTROLLER, MASTER, HAPROXY_DIRECT, HAPROXY_PROXY, SIDECAR, METRICS = 7001, 7002, 7010, 7011, 7020, 7030
+PATHS = {"a": CONTROLLER, "b": HAPROXY_DIRECT, "c": SIDECAR}
+NAMES = {"a": "(a) direct", "b": "(b) HAProxy", "c": "(c) sidecar + HAProxy"}
+MESSAGE = 128
+BULK = 64
+
+
+def of(kind: int, xid: int = 0, body: bytes = b"") -> bytes:
+    return struct.pack("!BBHI", 4, kind, 8 + len(body), xid) + body
+
+
+HELLO, ECHO_REQUEST, FEATURES_REPLY, PACKET_IN, PACKET_OUT = 0, 2, 6, 10, 13
+MULTIPART_REQUEST, MULTIPART_REPLY, BARRIER_REQUEST = 18, 19, 20
+PORT_DESC = struct.pack("!HH4x", 13, 0)
+BACKUP_HANDSHAKE = of(HELLO, 1) + of(5, 100) + of(MULTIPART_REQUEST, 101, PORT_DESC)
+SWITCH_HANDSHAKE = of(FEATURES_REPLY, 100, bytes(8) + bytes(16)) + of(MULTIPART_REPLY, 101, PORT_DESC + bytes(64))
+ONE = of(PACKET_IN, 0, bytes(MESSAGE - 8))
+REPLY = of(PACKET_OUT, 0, bytes(MESSAGE - 8))
+
+
+def recv_exact(sock: socket.socket, size: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < size:
+        chunk = sock.recv(size - len(buf))
+        if not chunk:
+            raise ConnectionError("peer closed")
+        buf += chunk
+    return bytes(buf)
+
+
+# -- the peers ------------------------------------------------------------
+def serve_controller() -> None:
+    """A backup controller: its handshake, then a command from the switch
+    emulator: sink N bytes then answer with a BARRIER_REQUEST, echo every
+    PACKET_IN with a PACKET_OUT, or idle."""
+
+    def session(conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            conn.sendall(BACKUP_HANDSHAKE)
+            recv_exact(conn, 8 + len(SWITCH_HANDSHAKE))
+            command = recv_exact(conn, 8 + 9)[8:]
+            mode, count = command[:1], int.from_bytes(command[1:], "big")
+            if mode == b"T":
+                left, buf = count, bytearray(1 << 20)
+                while left > 0:
+                    got = conn.recv_into(buf, min(left, len(buf)))
+                    if not got:
+                        return
+                    left -= got
+                conn.sendall(of(BARRIER_REQUEST, 1))
+            elif mode == b"L":
+                while True:
+                    recv_exact(conn, MESSAGE)
+                    conn.sendall(REPLY)
+            else:
+                conn.recv(1)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            conn.close()
+
+    server = socket.create_server(("127.0.0.1", CONTROLLER), backlog=1024)
+    while True:
+        conn, _ = server.accept()
+        threading.Thread(target=session, args=(conn,), daemon=True).start()
+
+
+def serve_master() -> None:
+    """The master controller: says HELLO and reads whatever it is sent."""
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(of(HELLO, 1))
+        while await reader.read(1 << 20):
+            pass
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(session, "127.0.0.1", MASTER, backlog=1024)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# -- the switch emulator ----------------------------------------------------
+def switch(port: int, mode: bytes, count: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(of(HELLO, 1))
+    recv_exact(sock, len(BACKUP_HANDSHAKE))
+    sock.sendall(SWITCH_HANDSHAKE + of(ECHO_REQUEST, 2, mode + count.to_bytes(8, "big")))
+    return sock
+
+
+def metric(name: str) -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{METRICS}/metrics", timeout=5) as page:
+        for line in page.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return int(float(line.split()[1]))
+    raise KeyError(name)
+
+
+def wait_for_master(sessions: int) -> None:
+    deadline = time.monotonic() + 10
+    while metric("sdn_ha_mirror_master_connected") < sessions:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the sidecar's shadow sessions did not come up")
+        time.sleep(0.02)
+
+
+def throughput(path: str, messages: int, per_write: int) -> float:
+    """Messages per second until the controller has every byte."""
+    sock = switch(PATHS[path], b"T", messages * MESSAGE)
+    if path == "c":
+        wait_for_master(1)
+    chunk = ONE * per_write
+    writes = messages // per_write
+    send = sock.sendall
+    start = time.perf_counter()
+    for _ in range(writes):
+        send(chunk)
+    recv_exact(sock, 8)
+    elapsed = time.perf_counter() - start
+    sock.close()
+    return messages / elapsed
+
+
+def latency(path: str, messages: int, rate: int) -> tuple[float, float]:
+    """p50 and p99 round trips in microseconds, sending at a fixed rate."""
+    sock = switch(PATHS[path], b"L", 0)
+    if path == "c":
+        wait_for_master(1)
+    for _ in range(200):  # warm up
+        sock.sendall(ONE)
+        recv_exact(sock, MESSAGE)
+    interval = 1e9 / rate
+    rtts = []
+    now = time.perf_counter_ns
+    next_send = now()
+    for _ in range(messages):
+        while now() < next_send:
+            pass
+        sent = now()
+        sock.sendall(ONE)
+        recv_exact(sock, MESSAGE)
+        rtts.append((now() - sent) / 1000)
+        next_send += interval
+    sock.close()
+    q = statistics.quantiles(rtts, n=100)
+    return q[49], q[98]
+
+
+def wait_for_ports(*ports: int) -> None:
+    deadline = time.monotonic() + 15
+    for port in ports:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"nothing listens on port {port}") from None
+                time.sleep(0.05)
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def memory(path: str, sessions: int, pid: int) -> float:
+    """KiB of RSS per idle switch session in the process `pid`."""
+    before = rss_kib(pid)
+    socks = [switch(PATHS[path], b"I", 0) for _ in range(sessions)]
+    if path == "c":
+        wait_for_master(sessions)
+    time.sleep(0.5)
+    after = rss_kib(pid)
+    for sock in socks:
+        sock.close()
+    time.sleep(0.5)
+    return (after - before) / sessions
+
+
+# -- the run ------------------------------------------------------------------
+HAPROXY_CFG = f"""
+global
+    maxconn 480
+defaults
+    mode tcp
+    timeout connect 3s
+    timeout client 1m
+    timeout server 1m
+frontend direct
+    bind 127.0.0.1:{HAPROXY_DIRECT}
+    default_backend controllers
+frontend behind_sidecar
+    bind 127.0.0.1:{HAPROXY_PROXY} accept-proxy
+    default_backend controllers
+backend controllers
+    server ctl 127.0.0.1:{CONTROLLER}
+"""
+
+
+def spread(values: list[float], fmt: str) -> str:
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def inside(args: argparse.Namespace) -> None:
+    me = [sys.executable, __file__]
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "sidecar"))
+    cfg = Path(tempfile.mkdtemp()) / "haproxy.cfg"
+    cfg.write_text(HAPROXY_CFG)
+    procs = {
+        "controller": subprocess.Popen([*me, "--serve", "controller"]),
+        "master": subprocess.Popen([*me, "--serve", "master"]),
+        "haproxy": subprocess.Popen(["haproxy", "-db", "-f", str(cfg)]),
+        "sidecar": subprocess.Popen(
+            [
+                *(sys.executable, "-m", "sdn_ha_mirror", "--listen", f"127.0.0.1:{SIDECAR}"),
+                *("--primary", f"127.0.0.1:{HAPROXY_PROXY}", "--master", f"127.0.0.1:{MASTER}"),
+                *("--metrics", f"127.0.0.1:{METRICS}", "--log-level", "warning"),
+            ],
+            env=env,
+        ),
+    }
+    try:
+        wait_for_ports(CONTROLLER, MASTER, HAPROXY_DIRECT, HAPROXY_PROXY, SIDECAR, METRICS)
+        results: dict[tuple[str, str], list[float]] = {}
+        stalled: list[float] = []
+        mirrored_before = metric("sdn_ha_mirror_mirrored_messages_total")
+        sent_c = 0
+        for round_ in range(args.runs):
+            print(f"round {round_ + 1}/{args.runs}", file=sys.stderr, flush=True)
+            for path in PATHS:
+                results.setdefault((path, "one"), []).append(throughput(path, args.messages, 1))
+                results.setdefault((path, "bulk"), []).append(throughput(path, args.messages * BULK, BULK))
+                p50, p99 = latency(path, args.latency_messages, args.rate)
+                results.setdefault((path, "p50"), []).append(p50)
+                results.setdefault((path, "p99"), []).append(p99)
+            sent_c += args.messages * (1 + BULK)
+            # The same path (c) run, with the master frozen mid-session.
+            sock = switch(SIDECAR, b"T", args.messages * MESSAGE)
+            wait_for_master(1)
+            os.kill(procs["master"].pid, signal.SIGSTOP)
+            try:
+                start = time.perf_counter()
+                for _ in range(args.messages):
+                    sock.sendall(ONE)
+                recv_exact(sock, 8)
+                stalled.append(args.messages / (time.perf_counter() - start))
+            finally:
+                os.kill(procs["master"].pid, signal.SIGCONT)
+                sock.close()
+        mirrored = metric("sdn_ha_mirror_mirrored_messages_total") - mirrored_before
+        dropped = metric("sdn_ha_mirror_dropped_messages_total")
+        print(f"memory: {args.sessions} idle sessions per path", file=sys.stderr, flush=True)
+        mem_b = memory("b", args.sessions, procs["haproxy"].pid)
+        mem_c_sidecar = memory("c", args.sessions, procs["sidecar"].pid)
+        mem_c_haproxy = memory("c", args.sessions, procs["haproxy"].pid)
+        identity = metric("sdn_ha_mirror_relayed_messages_total") == metric(
+            "sdn_ha_mirror_mirrored_messages_total"
+        ) + metric("sdn_ha_mirror_filtered_messages_total") + metric("sdn_ha_mirror_dropped_messages_total")
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+        for proc in procs.values():
+            proc.wait(timeout=10)
+
+    def rate(path: str, pattern: str) -> list[float]:
+        return [v / 1000 for v in results[(path, pattern)]]
+
+    def ratio(path: str, pattern: str) -> float:
+        return statistics.median(results[(path, pattern)]) / statistics.median(results[("b", pattern)])
+
+    cpus = os.cpu_count()
+    print(f"\nMirror sidecar benchmark: {args.runs} rounds, 128-byte PACKET_INs, loopback, {cpus} CPUs")
+    print("median (min-max) of the rounds; ratios against (b) of the same run\n")
+    print("| Path | One msg per write, k msg/s | x (b) | Bulk (64 per write), k msg/s | x (b) |")
+    print("|---|---|---|---|---|")
+    for path in PATHS:
+        print(
+            f"| {NAMES[path]} | {spread(rate(path, 'one'), '{:.0f}')} | {ratio(path, 'one'):.2f} "
+            f"| {spread(rate(path, 'bulk'), '{:.0f}')} | {ratio(path, 'bulk'):.2f} |"
+        )
+    print(f"\nRound trip at {args.rate // 1000}k msg/s, microseconds ({args.latency_messages} per round)\n")
+    print("| Path | p50 | p99 |")
+    print("|---|---|---|")
+    for path in PATHS:
+        p50, p99 = (spread(results[(path, q)], "{:.0f}") for q in ("p50", "p99"))
+        print(f"| {NAMES[path]} | {p50} | {p99} |")
+    added50 = statistics.median(results[("c", "p50")]) - statistics.median(results[("b", "p50")])
+    added99 = statistics.median(results[("c", "p99")]) - statistics.median(results[("b", "p99")])
+    print(f"\n(c) adds {added50:.0f} us at p50 and {added99:.0f} us at p99 over (b)")
+    normal = statistics.median(results[("c", "one")])
+    print(
+        f"\nMaster frozen (SIGSTOP), (c) one msg per write: {spread([v / 1000 for v in stalled], '{:.0f}')} k msg/s,"
+        f" {statistics.median(stalled) / normal:.2f}x (c) with the master reading"
+    )
+    print(
+        f"Copies: {mirrored} mirrored of {sent_c} PACKET_INs sent with the master reading"
+        f" ({100 * mirrored / sent_c:.2f}%); {dropped} dropped in all (the frozen-master runs included);"
+        f" relayed = mirrored + filtered + dropped: {identity}"
+    )
+    print(
+        f"\nMemory per idle session ({args.sessions} sessions): HAProxy {mem_b:.1f} KiB in (b);"
+        f" in (c) sidecar {mem_c_sidecar:.1f} KiB + HAProxy {mem_c_haproxy:.1f} KiB"
+        f" (the sidecar's copy queue is bounded at 1 MiB per session under load)"
+    )
+
+
+def outside(args: argparse.Namespace) -> int:
+    """Run this script inside a throwaway container of the lab image."""
+    images = subprocess.run(
+        ["podman", "images", "--filter", "reference=localhost/sdn-ha-lab", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    if not images:
+        print("no lab image: run `make setup` first", file=sys.stderr)
+        return 1
+    command = ["podman", "run", "--rm", "--network", "none", "-v", f"{ROOT}:/src:ro", images[0]]
+    command += ["python3", "/src/benchmarks/mirror.py", "--inside", "--runs", str(args.runs)]
+    command += ["--messages", str(args.messages), "--sessions", str(args.sessions)]
+    return subprocess.call(command)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--messages", type=int, default=100_000, help="per one-per-write trial; bulk sends 64x")
+    parser.add_argument("--latency-messages", type=int, default=20_000)
+    parser.add_argument("--rate", type=int, default=10_000)
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["controller", "master"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve == "controller":
+        serve_controller()
+    elif args.serve == "master":
+        serve_master()
+    elif args.inside:
+        inside(args)
+    else:
+        return outside(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
