@@ -109,12 +109,16 @@ async def serve(args: argparse.Namespace) -> None:
     registry = Registry()
 
     async def on_metrics(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readline()
-        body = registry.render().encode()
-        writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n")
-        writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        await writer.drain()
-        writer.close()
+        try:
+            await reader.readline()
+            body = registry.render().encode()
+            writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n")
+            writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
 
     servers = [
         await start_server(settings, registry.opened, registry.closed, sock=listening_socket(*listen))
