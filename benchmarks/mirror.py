@@ -281,26 +281,28 @@ def inside(args: argparse.Namespace) -> None:
     try:
         wait_for_ports(CONTROLLER, MASTER, HAPROXY_DIRECT, HAPROXY_PROXY, SIDECAR, METRICS)
         results: dict[tuple[str, str], list[float]] = {}
-        stalled: list[float] = []
         stalled_ratios: list[float] = []
-        dropped_frozen = 0
-        sent_c = 0
+        drops: dict[str, int] = {}
         for round_ in range(args.runs):
             print(f"round {round_ + 1}/{args.runs}", file=sys.stderr, flush=True)
             for path in PATHS:
-                results.setdefault((path, "one"), []).append(throughput(path, args.messages, 1))
-                if path == "c":
-                    # Right away, the same run with the master frozen mid-session.
-                    dropped_before = metric("sdn_ha_mirror_dropped_messages_total")
-                    stalled.append(throughput(path, args.messages, 1, freeze=procs["master"].pid))
-                    dropped_frozen += metric("sdn_ha_mirror_dropped_messages_total") - dropped_before
-                    stalled_ratios.append(stalled[-1] / results[(path, "one")][-1])
-                results.setdefault((path, "bulk"), []).append(throughput(path, args.messages * BULK, BULK))
-                p50, p99 = latency(path, args.latency_messages, args.rate)
-                results.setdefault((path, "p50"), []).append(p50)
-                results.setdefault((path, "p99"), []).append(p99)
-            sent_c += args.messages * (1 + BULK) + args.latency_messages + LATENCY_WARMUP
-        dropped_reading = metric("sdn_ha_mirror_dropped_messages_total") - dropped_frozen
+                for pattern, trial in (
+                    ("one", lambda p=path: throughput(p, args.messages, 1)),
+                    ("frozen", lambda p=path: throughput(p, args.messages, 1, freeze=procs["master"].pid)),
+                    ("bulk", lambda p=path: throughput(p, args.messages * BULK, BULK)),
+                    ("latency", lambda p=path: latency(p, args.latency_messages, args.rate)),
+                ):
+                    if pattern == "frozen" and path != "c":
+                        continue
+                    dropped = metric("sdn_ha_mirror_dropped_messages_total")
+                    value = trial()
+                    drops[pattern] = drops.get(pattern, 0) + metric("sdn_ha_mirror_dropped_messages_total") - dropped
+                    if pattern == "latency":
+                        results.setdefault((path, "p50"), []).append(value[0])
+                        results.setdefault((path, "p99"), []).append(value[1])
+                    else:
+                        results.setdefault((path, pattern), []).append(value)
+            stalled_ratios.append(results[("c", "frozen")][-1] / results[("c", "one")][-1])
         print(f"memory: {args.sessions} idle sessions per path", file=sys.stderr, flush=True)
         mem_b = memory("b", args.sessions, procs["haproxy"].pid)
         mem_c_sidecar = memory("c", args.sessions, procs["sidecar"].pid)
@@ -340,13 +342,19 @@ def inside(args: argparse.Namespace) -> None:
     added99 = statistics.median(results[("c", "p99")]) - statistics.median(results[("b", "p99")])
     print(f"\n(c) adds {added50:.0f} us at p50 and {added99:.0f} us at p99 over (b)")
     print(
-        f"\nMaster frozen (SIGSTOP), (c) one msg per write: {spread([v / 1000 for v in stalled], '{:.0f}')} k msg/s;"
+        f"\nMaster frozen (SIGSTOP), (c) one msg per write: {spread(rate('c', 'frozen'), '{:.0f}')} k msg/s;"
         f" against the (c) run just before it: {spread(stalled_ratios, '{:.2f}')}x"
     )
+    sent = {
+        "one": args.messages,
+        "frozen": args.messages,
+        "bulk": args.messages * BULK,
+        "latency": args.latency_messages + LATENCY_WARMUP,
+    }
     print(
-        f"Copies dropped with the master reading: {dropped_reading} of {sent_c} PACKET_INs;"
-        f" with the master frozen: {dropped_frozen} of {args.messages * args.runs};"
-        f" relayed = mirrored + filtered + dropped: {identity}"
+        "Copies dropped by the sidecar, of the PACKET_INs sent through (c): "
+        + "; ".join(f"{k} {drops[k]} of {sent[k] * args.runs}" for k in sent)
+        + f"; relayed = mirrored + filtered + dropped: {identity}"
     )
     print(
         f"\nMemory per idle session ({args.sessions} sessions): HAProxy {mem_b:.1f} KiB in (b);"

@@ -12,6 +12,8 @@ from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.ovs import ov
 
 _DP_STATUS = re.compile(r'^dp_status\{[^}]*dp_name="([^"]+)"[^}]*\}\s+(\S+)', re.M)
 _MIRROR = re.compile(r"^sdn_ha_mirror_(\w+?)(?:_total)?\s+(\d+)$", re.M)
+_SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})?\s+(\S+)", re.M)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def _registered(hv: Mapping, name: str) -> Mapping:
@@ -22,6 +24,16 @@ def _registered(hv: Mapping, name: str) -> Mapping:
 def datapaths_up(metrics: str) -> list[str]:
     """Datapath names whose Faucet gauge dp_status is 1."""
     return sorted(name for name, value in _DP_STATUS.findall(metrics or "") if float(value) == 1.0)
+
+
+def prometheus_value(metrics: str, name: str, **labels: str) -> float:
+    """The sum of the samples of metric `name` whose labels include `labels`
+    (0.0 when there is none), from Prometheus text."""
+    total = 0.0
+    for sample, label_text, value in _SAMPLE.findall(metrics or ""):
+        if sample == name and labels.items() <= dict(_LABEL.findall(label_text or "")).items():
+            total += float(value)
+    return total
 
 
 def mirror_counters(metrics: str) -> dict[str, int]:

@@ -291,7 +291,10 @@ class SwitchSession:
         """Move whole queued copies into the master's socket buffer, as long
         as it stays under its high-water mark."""
         transport = self.master_writer.transport
-        while len(self.queue) and transport.get_write_buffer_size() < MASTER_WRITE_CHUNK:
+        # At or under the high-water mark the transport is not paused, so the
+        # copier's drain() would not wait: keep writing until it would.
+        high = transport.get_write_buffer_limits()[1]
+        while len(self.queue) and transport.get_write_buffer_size() <= high:
             transport.write(self.queue.take(MASTER_WRITE_CHUNK))
 
     async def _answer_master(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -4,6 +4,7 @@ from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.ovs import ov
 from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.status import (
     datapaths_up,
     mirror_counters,
+    prometheus_value,
     status_lines,
     status_view,
 )
@@ -96,3 +97,18 @@ def test_an_unreachable_host_is_reported_not_fatal():
     assert view["vip_holders"] == []
     assert view["controllers"]["ctl1"]["service"] == "unreachable"
     assert "front VIP 198.18.2.100 held by: NOBODY" in status_lines(view)
+
+
+def test_prometheus_values_are_summed_over_matching_labels():
+    text = (
+        "# TYPE of_packet_ins_total counter\n"
+        'of_packet_ins_total{dp_id="0x1",dp_name="sw1"} 12.0\n'
+        'of_packet_ins_total{dp_id="0x2",dp_name="sw2"} 3.0\n'
+        'of_packet_ins_created{dp_id="0x1",dp_name="sw1"} 1.7e+09\n'
+        "sdn_ha_mirror_sessions 1\n"
+    )
+    assert prometheus_value(text, "of_packet_ins_total") == 15.0
+    assert prometheus_value(text, "of_packet_ins_total", dp_name="sw1") == 12.0
+    assert prometheus_value(text, "of_packet_ins_total", dp_name="sw9") == 0.0
+    assert prometheus_value(text, "sdn_ha_mirror_sessions") == 1.0
+    assert prometheus_value("", "anything") == 0.0
