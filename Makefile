@@ -9,7 +9,7 @@ export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak
+.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror
 
 setup:
 	@bash scripts/setup.sh
@@ -40,17 +40,23 @@ build:
 	bash scripts/build-check.sh
 
 # One lab for the whole run: the default scenario builds and checks it, the
-# validation scenario runs bad inventories against it, then it is destroyed.
+# validation, failover and mirror scenarios run against it, then it is destroyed.
 molecule:
 	molecule test -s default
 	molecule test -s validation
 	molecule test -s failover
+	molecule test -s mirror
 	molecule destroy -s default
 
 # Benchmarks: not part of `make test`. They need a running lab (`make lab`).
 TRIALS ?= 5
 bench-failover:
 	python3 benchmarks/failover.py --trials $(TRIALS)
+
+# The sidecar's three-path benchmark needs only the lab image (`make setup`).
+RUNS ?= 5
+bench-mirror: setup
+	python3 benchmarks/mirror.py --runs $(RUNS)
 
 SOAK_SECONDS ?= 300
 bench-soak:
