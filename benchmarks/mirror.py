@@ -215,6 +215,12 @@ def wait_for_ports(*ports: int) -> None:
                 time.sleep(0.05)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -283,6 +289,8 @@ def inside(args: argparse.Namespace) -> None:
         results: dict[tuple[str, str], list[float]] = {}
         stalled_ratios: list[float] = []
         drops: dict[str, int] = {}
+        cpu_us: dict[str, list[float]] = {}
+        sent = {"one": args.messages, "frozen": args.messages, "bulk": args.messages * BULK}
         for round_ in range(args.runs):
             print(f"round {round_ + 1}/{args.runs}", file=sys.stderr, flush=True)
             for path in PATHS:
@@ -295,7 +303,12 @@ def inside(args: argparse.Namespace) -> None:
                     if pattern == "frozen" and path != "c":
                         continue
                     dropped = metric("sdn_ha_mirror_dropped_messages_total")
+                    cpu = cpu_seconds(procs["sidecar"].pid)
                     value = trial()
+                    if path == "c" and pattern in sent:
+                        cpu_us.setdefault(pattern, []).append(
+                            (cpu_seconds(procs["sidecar"].pid) - cpu) * 1e6 / sent[pattern]
+                        )
                     drops[pattern] = drops.get(pattern, 0) + metric("sdn_ha_mirror_dropped_messages_total") - dropped
                     if pattern == "latency":
                         results.setdefault((path, "p50"), []).append(value[0])
@@ -345,12 +358,11 @@ def inside(args: argparse.Namespace) -> None:
         f"\nMaster frozen (SIGSTOP), (c) one msg per write: {spread(rate('c', 'frozen'), '{:.0f}')} k msg/s;"
         f" against the (c) run just before it: {spread(stalled_ratios, '{:.2f}')}x"
     )
-    sent = {
-        "one": args.messages,
-        "frozen": args.messages,
-        "bulk": args.messages * BULK,
-        "latency": args.latency_messages + LATENCY_WARMUP,
-    }
+    sent["latency"] = args.latency_messages + LATENCY_WARMUP
+    print(
+        "Sidecar CPU per relayed message in (c), microseconds: "
+        + "; ".join(f"{k} {spread(v, '{:.2f}')}" for k, v in cpu_us.items())
+    )
     print(
         "Copies dropped by the sidecar, of the PACKET_INs sent through (c): "
         + "; ".join(f"{k} {drops[k]} of {sent[k] * args.runs}" for k in sent)
