@@ -47,6 +47,9 @@ NAMES = {"a": "(a) direct", "b": "(b) HAProxy", "c": "(c) sidecar + HAProxy"}
 MESSAGE = 128
 BULK = 64
 LATENCY_WARMUP = 200
+# The frozen-master comparison sends this many times more, so that most of
+# it runs after the master's socket buffers have filled.
+FROZEN_SCALE = 5
 
 
 def of(kind: int, xid: int = 0, body: bytes = b"") -> bytes:
@@ -290,17 +293,27 @@ def inside(args: argparse.Namespace) -> None:
         stalled_ratios: list[float] = []
         drops: dict[str, int] = {}
         cpu_us: dict[str, list[float]] = {}
-        sent = {"one": args.messages, "frozen": args.messages, "bulk": args.messages * BULK}
+        sent = {
+            "one": args.messages,
+            "steady": args.messages * FROZEN_SCALE,
+            "frozen": args.messages * FROZEN_SCALE,
+            "bulk": args.messages * BULK,
+        }
         for round_ in range(args.runs):
             print(f"round {round_ + 1}/{args.runs}", file=sys.stderr, flush=True)
             for path in PATHS:
                 for pattern, trial in (
                     ("one", lambda p=path: throughput(p, args.messages, 1)),
-                    ("frozen", lambda p=path: throughput(p, args.messages, 1, freeze=procs["master"].pid)),
+                    # The same, long enough for a steady state, then with the master frozen.
+                    ("steady", lambda p=path: throughput(p, args.messages * FROZEN_SCALE, 1)),
+                    (
+                        "frozen",
+                        lambda p=path: throughput(p, args.messages * FROZEN_SCALE, 1, freeze=procs["master"].pid),
+                    ),
                     ("bulk", lambda p=path: throughput(p, args.messages * BULK, BULK)),
                     ("latency", lambda p=path: latency(p, args.latency_messages, args.rate)),
                 ):
-                    if pattern == "frozen" and path != "c":
+                    if pattern in ("steady", "frozen") and path != "c":
                         continue
                     dropped = metric("sdn_ha_mirror_dropped_messages_total")
                     cpu = cpu_seconds(procs["sidecar"].pid)
@@ -315,7 +328,7 @@ def inside(args: argparse.Namespace) -> None:
                         results.setdefault((path, "p99"), []).append(value[1])
                     else:
                         results.setdefault((path, pattern), []).append(value)
-            stalled_ratios.append(results[("c", "frozen")][-1] / results[("c", "one")][-1])
+            stalled_ratios.append(results[("c", "frozen")][-1] / results[("c", "steady")][-1])
         print(f"memory: {args.sessions} idle sessions per path", file=sys.stderr, flush=True)
         mem_b = memory("b", args.sessions, procs["haproxy"].pid)
         mem_c_sidecar = memory("c", args.sessions, procs["sidecar"].pid)
@@ -355,8 +368,9 @@ def inside(args: argparse.Namespace) -> None:
     added99 = statistics.median(results[("c", "p99")]) - statistics.median(results[("b", "p99")])
     print(f"\n(c) adds {added50:.0f} us at p50 and {added99:.0f} us at p99 over (b)")
     print(
-        f"\nMaster frozen (SIGSTOP), (c) one msg per write: {spread(rate('c', 'frozen'), '{:.0f}')} k msg/s;"
-        f" against the (c) run just before it: {spread(stalled_ratios, '{:.2f}')}x"
+        f"\nMaster frozen (SIGSTOP), (c) one msg per write, {args.messages * FROZEN_SCALE} messages:"
+        f" {spread(rate('c', 'frozen'), '{:.0f}')} k msg/s; master reading, just before:"
+        f" {spread(rate('c', 'steady'), '{:.0f}')} k msg/s; ratio {spread(stalled_ratios, '{:.2f}')}x"
     )
     sent["latency"] = args.latency_messages + LATENCY_WARMUP
     print(

@@ -14,6 +14,7 @@ except ImportError:  # pragma: no cover - reported by the module
     netaddr = None
 
 CONTROLLER_ROLES = ("master", "backup")
+MODES = ("proxy", "nat")
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Topology:
     controller_segment: str = "control"
     reserved_addresses: list = field(default_factory=list)
     openflow_ports: list = field(default_factory=lambda: [6653])
+    mode: str = "proxy"
+    sync_segment: str = "sync"
 
 
 class Checker:
@@ -250,6 +253,24 @@ class Checker:
                         host, "sdn_ha_addresses", addresses, f"has no address on segment {segment!r}, where {vip} lives"
                     )
 
+    def check_mode(self) -> None:
+        if self.topo.mode not in MODES:
+            self.error("all", "sdn_ha_mode", self.topo.mode, f"must be one of {', '.join(MODES)}")
+            return
+        if self.topo.mode != "nat":
+            return
+        # conntrackd keeps the LBs' NAT state in step over the sync segment.
+        for host, spec in self.topo.hosts.items():
+            if "load_balancers" in (spec.get("groups") or []) and self.topo.sync_segment not in (
+                spec.get("addresses") or {}
+            ):
+                self.error(
+                    host,
+                    "sdn_ha_addresses",
+                    spec.get("addresses"),
+                    f"has no address on segment {self.topo.sync_segment!r}, where conntrackd syncs in nat mode",
+                )
+
     def check_ports(self) -> None:
         for port in self.topo.openflow_ports:
             if not isinstance(port, int) or not 0 < port < 65536:
@@ -267,6 +288,7 @@ class Checker:
         self.check_switches()
         self.check_load_balancers()
         self.check_ports()
+        self.check_mode()
         return self.errors
 
 

@@ -70,6 +70,21 @@ options:
     type: list
     elements: int
     default: [6653]
+  mode:
+    description:
+      - C(sdn_ha_mode). V(proxy) puts HAProxy (and the mirroring sidecar) on
+        the front VIP; V(nat) forwards in the LBs' kernels with DNAT and
+        conntrackd state sync, so an LB failover keeps the switches' sessions.
+      - Checked here rather than by O(choices), so that a wrong value is
+        reported with the others, naming the variable.
+    type: str
+    default: proxy
+  sync_segment:
+    description:
+      - C(sdn_ha_sync_segment). The segment on which conntrackd syncs in
+        V(nat) mode; every load balancer needs an address on it.
+    type: str
+    default: sync
   hosts:
     description:
       - Per-host topology, one entry a host. Build it with the
@@ -158,6 +173,8 @@ def main() -> None:
             "controller_segment": {"type": "str", "default": "control"},
             "reserved_addresses": {"type": "list", "elements": "str", "default": []},
             "openflow_ports": {"type": "list", "elements": "int", "default": [6653]},
+            "mode": {"type": "str", "default": "proxy"},
+            "sync_segment": {"type": "str", "default": "sync"},
             "hosts": {"type": "list", "elements": "dict", "required": True, "options": host_spec},
         },
         supports_check_mode=True,
@@ -176,6 +193,8 @@ def main() -> None:
         controller_segment=p["controller_segment"],
         reserved_addresses=p["reserved_addresses"],
         openflow_ports=p["openflow_ports"],
+        mode=p["mode"],
+        sync_segment=p["sync_segment"],
     )
     errors = topology.validate(topo)
     result = {"changed": False, "errors": errors, "hosts_checked": len(topo.hosts)}

@@ -41,10 +41,12 @@ def mirror_counters(metrics: str) -> dict[str, int]:
     return {name: int(value) for name, value in _MIRROR.findall(metrics or "")}
 
 
-def status_view(hostvars: Mapping, groups: Mapping, front_vip: str) -> dict:
+def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = "proxy") -> dict:
     lbs = groups.get("load_balancers", [])
     view = {
         "front_vip": front_vip,
+        "mode": mode,
+        "nat": {},
         "vip_holders": [],
         "vrrp": {},
         "mirror": {},
@@ -58,6 +60,9 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str) -> dict:
         if front_vip in facts.get("all_ipv4_addresses", []):
             view["vip_holders"].append(lb)
         view["haproxy"][lb] = list(_registered(hv, "status_haproxy").get("servers", []))
+        nat = (_registered(hv, "status_nat").get("stdout") or "").split()
+        if len(nat) == 2:
+            view["nat"][lb] = {"target": nat[0], "sessions": int(nat[1])}
         view["mirror"][lb] = mirror_counters(_registered(hv, "status_mirror").get("content", ""))
         vrrp = _registered(hv, "status_vrrp")
         reachable = bool(vrrp) and not vrrp.get("unreachable")
@@ -79,7 +84,10 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str) -> dict:
 
 
 def status_lines(view: Mapping) -> list[str]:
-    lines = [f"front VIP {view['front_vip']} held by: {', '.join(view['vip_holders']) or 'NOBODY'}"]
+    lines = [
+        f"front VIP {view['front_vip']} held by: {', '.join(view['vip_holders']) or 'NOBODY'}"
+        f" ({view.get('mode', 'proxy')} mode)"
+    ]
     lines += [f"vrrp@{lb}: {state}" for lb, state in view["vrrp"].items()]
     for lb, m in view.get("mirror", {}).items():
         if m:
@@ -89,7 +97,14 @@ def status_lines(view: Mapping) -> list[str]:
                 f"+ filtered {m.get('filtered_messages', 0)} + dropped {m.get('dropped_messages', 0)}; "
                 f"master writes swallowed {m.get('swallowed_messages', 0)}"
             )
+    for lb, nat in view.get("nat", {}).items():
+        lines.append(
+            f"nat@{lb}: DNAT target {nat['target']}, {nat['sessions']} switch session(s) in the connection table"
+        )
     for lb, servers in view["haproxy"].items():
+        if view.get("mode") == "nat":
+            lines.append(f"haproxy@{lb}: off the path (nat mode)")
+            continue
         if not servers:
             lines.append(f"haproxy@{lb}: no stats (HAProxy down or host unreachable)")
         for s in servers:

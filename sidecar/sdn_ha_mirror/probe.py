@@ -6,8 +6,9 @@ prober picks the first healthy target in the order given, so listing the
 master first prefers it. NAT mode steers its DNAT map with the choice:
 
   --once            probe every target once, print JSON, exit 0 if one is healthy
-  --on-change CMD   keep probing; run CMD with the chosen HOST:PORT (or
-                    "none") as its last argument each time the choice changes
+  --on-change CMD   keep probing; each time the choice or a target's health
+                    changes, run CMD with the chosen HOST:PORT (or "none")
+                    and then every dead target as arguments
 
 A target must fail --fall probes in a row to be dropped and pass --rise in a
 row to be taken back, so one lost probe does not move every switch.
@@ -89,22 +90,29 @@ async def probe_all(targets: list[Target], timeout: float, rise: int, fall: int)
         target.record(reason, rise, fall)
 
 
+def on_change_command(command: str, chosen: Target | None, targets: list[Target]) -> list[str]:
+    """The hook's command line: the chosen HOST:PORT (or "none"), then the dead ones."""
+    dead = [t.address for t in targets if not t.healthy]
+    return [*command.split(), chosen.address if chosen else "none", *dead]
+
+
 async def watch(args: argparse.Namespace, targets: list[Target]) -> None:
-    chosen: str | None = "unset"
+    last: tuple | None = None
     while True:
         started = time.monotonic()
         await probe_all(targets, args.timeout, args.rise, args.fall)
         pick = choose(targets)
-        address = pick.address if pick else None
-        if address != chosen:
+        state = (pick.address if pick else None, tuple(t.healthy for t in targets))
+        if state != last:
             states = ", ".join(f"{t.address} {'up' if t.healthy else 'down: ' + str(t.reason)}" for t in targets)
-            log.warning("target %s -> %s (%s)", chosen, address, states)
+            log.warning("target %s (%s)", state[0], states)
+            last = state
             if args.on_change:
-                done = subprocess.run([*args.on_change.split(), address or "none"], check=False)
+                command = on_change_command(args.on_change, pick, targets)
+                done = await asyncio.to_thread(subprocess.run, command, check=False)
                 if done.returncode != 0:
-                    log.error("%s exited with %d; retrying next round", args.on_change, done.returncode)
-                    address = "unset"
-            chosen = address
+                    log.error("%s exited with %d; trying again next round", command, done.returncode)
+                    last = None
         await asyncio.sleep(max(0.0, args.interval - (time.monotonic() - started)))
 
 

@@ -44,6 +44,7 @@ REQUESTS = frozenset(
 NOT_REQUESTS = frozenset(range(256)) - REQUESTS
 MIRROR_RUN = frozenset(ASYNC)  # always mirrored: counted and copied as runs
 MASTER_WRITE_CHUNK = 1 << 16
+MASTER_SNDBUF = 1 << 18
 # Copies wait this long to be written to the master together: one write per
 # batch instead of one per switch read, which the primary path pays for in CPU.
 COPY_BATCH_SECONDS = 0.002
@@ -260,6 +261,11 @@ class SwitchSession:
                 delay = min(delay * 2, self.settings.master_retry_max)
                 continue
             delay = 0.1
+            sock = writer.get_extra_info("socket")
+            if sock is not None:
+                # Bound what a stalled master can hold in the kernel; the queue
+                # above is where copies wait, counted, and are dropped.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MASTER_SNDBUF)
             self.master_writer = writer
             writer.write(pack(self.view.version, OFPT.HELLO, 0))
             self.master_ready.set()

@@ -91,3 +91,16 @@ def test_once_reports_json_and_the_choice(capsys):
     assert code == 0
     assert report["chosen"] == f"127.0.0.1:{port}"
     assert [t["healthy"] for t in report["targets"]] == [False, False, True]
+
+
+def test_the_hook_gets_the_choice_then_the_dead_targets():
+    from sdn_ha_mirror.probe import on_change_command
+
+    master, backup = Target("198.18.3.21", 6653), Target("198.18.3.22", 6653, healthy=True)
+    assert on_change_command("/usr/local/lib/sdn_ha/nat-target", backup, [master, backup]) == [
+        "/usr/local/lib/sdn_ha/nat-target",
+        "198.18.3.22:6653",
+        "198.18.3.21:6653",
+    ]
+    backup.healthy = False
+    assert on_change_command("hook", None, [master, backup]) == ["hook", "none", "198.18.3.21:6653", "198.18.3.22:6653"]

@@ -125,3 +125,18 @@ def test_a_second_switch_with_the_same_datapath_id_is_rejected():
     data["hosts"]["sw2"]["addresses"] = {"switch": "198.18.1.11/24"}
     errors = validate(Topology(**data))
     assert errors == ["sw2: sdn_ha_datapath_id = '0x1' is already used by sw1"]
+
+
+def test_the_mode_must_be_proxy_or_nat():
+    (error,) = validate(Topology(**{**copy.deepcopy(LAB), "mode": "natt"}))
+    assert error == "all: sdn_ha_mode = 'natt' must be one of proxy, nat"
+
+
+def test_nat_mode_needs_every_lb_on_the_sync_segment():
+    topo = copy.deepcopy(LAB)
+    assert validate(Topology(**topo)) == []
+    (error,) = validate(Topology(**{**topo, "mode": "nat"}))
+    assert error.startswith("lb1: sdn_ha_addresses = {")
+    assert error.endswith("has no address on segment 'sync', where conntrackd syncs in nat mode")
+    topo["hosts"]["lb1"]["addresses"]["sync"] = "198.18.4.11/24"
+    assert validate(Topology(**{**topo, "mode": "nat"})) == []

@@ -85,7 +85,7 @@ def test_the_view_names_the_vip_holder_and_each_piece():
     assert view["controllers"]["ctl1"]["datapaths_up"] == []
     assert view["switches"]["sw1"][0]["is_connected"] is True
     lines = status_lines(view)
-    assert lines[0] == "front VIP 198.18.2.100 held by: lb1"
+    assert lines[0] == "front VIP 198.18.2.100 held by: lb1 (proxy mode)"
     assert "haproxy@lb2: no stats (HAProxy down or host unreachable)" in lines
     assert lines[-1] == "switch sw1 -> tcp:198.18.2.100:6653: connected=True role=other state=ACTIVE"
 
@@ -96,7 +96,7 @@ def test_an_unreachable_host_is_reported_not_fatal():
     view = status_view(hostvars, groups, "198.18.2.100")
     assert view["vip_holders"] == []
     assert view["controllers"]["ctl1"]["service"] == "unreachable"
-    assert "front VIP 198.18.2.100 held by: NOBODY" in status_lines(view)
+    assert "front VIP 198.18.2.100 held by: NOBODY (proxy mode)" in status_lines(view)
 
 
 def test_prometheus_values_are_summed_over_matching_labels():
@@ -112,3 +112,19 @@ def test_prometheus_values_are_summed_over_matching_labels():
     assert prometheus_value(text, "of_packet_ins_total", dp_name="sw9") == 0.0
     assert prometheus_value(text, "sdn_ha_mirror_sessions") == 1.0
     assert prometheus_value("", "anything") == 0.0
+
+
+def test_nat_mode_shows_the_dnat_target_and_haproxy_off_the_path():
+    hostvars = {
+        "lb1": {
+            "ansible_facts": {"all_ipv4_addresses": ["198.18.2.11", "198.18.2.100"]},
+            "status_nat": {"stdout": "198.18.3.21:6653\n1\n"},
+            "status_vrrp": {"stdout": "MASTER\n"},
+        },
+    }
+    view = status_view(hostvars, {"load_balancers": ["lb1"]}, "198.18.2.100", "nat")
+    assert view["nat"] == {"lb1": {"target": "198.18.3.21:6653", "sessions": 1}}
+    lines = status_lines(view)
+    assert lines[0] == "front VIP 198.18.2.100 held by: lb1 (nat mode)"
+    assert "nat@lb1: DNAT target 198.18.3.21:6653, 1 switch session(s) in the connection table" in lines
+    assert "haproxy@lb1: off the path (nat mode)" in lines
