@@ -40,12 +40,14 @@ build:
 	bash scripts/build-check.sh
 
 # One lab for the whole run: the default scenario builds and checks it, the
-# validation, failover and mirror scenarios run against it, then it is destroyed.
+# validation, failover, mirror and nat scenarios run against it (nat last: it
+# switches the lab to NAT mode), then it is destroyed.
 molecule:
 	molecule test -s default
 	molecule test -s validation
 	molecule test -s failover
 	molecule test -s mirror
+	molecule test -s nat
 	molecule destroy -s default
 
 # Benchmarks: not part of `make test`. They need a running lab (`make lab`).

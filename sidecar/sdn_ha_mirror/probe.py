@@ -8,7 +8,7 @@ master first prefers it. NAT mode steers its DNAT map with the choice:
   --once            probe every target once, print JSON, exit 0 if one is healthy
   --on-change CMD   keep probing; each time the choice or a target's health
                     changes, run CMD with the chosen HOST:PORT (or "none")
-                    and then every dead target as arguments
+                    and then each target that went down since the last call
 
 A target must fail --fall probes in a row to be dropped and pass --rise in a
 row to be taken back, so one lost probe does not move every switch.
@@ -90,29 +90,43 @@ async def probe_all(targets: list[Target], timeout: float, rise: int, fall: int)
         target.record(reason, rise, fall)
 
 
-def on_change_command(command: str, chosen: Target | None, targets: list[Target]) -> list[str]:
-    """The hook's command line: the chosen HOST:PORT (or "none"), then the dead ones."""
-    dead = [t.address for t in targets if not t.healthy]
-    return [*command.split(), chosen.address if chosen else "none", *dead]
+def on_change_command(command: str, chosen: Target | None, dead: list[Target]) -> list[str]:
+    """The hook's command line: the chosen HOST:PORT (or "none"), then the
+    targets that went down since the hook last ran."""
+    return [*command.split(), chosen.address if chosen else "none", *(t.address for t in dead)]
 
 
 async def watch(args: argparse.Namespace, targets: list[Target]) -> None:
-    last: tuple | None = None
+    """Probe forever; run the hook when the choice changes or a target dies.
+    Only a target seen healthy and then lost counts as dead: a prober that
+    starts (or restarts) never clears sessions on its first rounds."""
+    chosen: str | None = None  # until a target answers, the map keeps what it had
+    was_healthy = {t.address: False for t in targets}
+    dead: dict[str, Target] = {}
     while True:
         started = time.monotonic()
         await probe_all(targets, args.timeout, args.rise, args.fall)
+        for t in targets:
+            if was_healthy[t.address] and not t.healthy:
+                dead[t.address] = t
+            elif t.healthy:
+                dead.pop(t.address, None)
+            was_healthy[t.address] = t.healthy
         pick = choose(targets)
-        state = (pick.address if pick else None, tuple(t.healthy for t in targets))
-        if state != last:
+        address = pick.address if pick else None
+        if address != chosen or dead:
             states = ", ".join(f"{t.address} {'up' if t.healthy else 'down: ' + str(t.reason)}" for t in targets)
-            log.warning("target %s (%s)", state[0], states)
-            last = state
+            log.warning("target %s (%s)", address, states)
+            ok = True
             if args.on_change:
-                command = on_change_command(args.on_change, pick, targets)
+                command = on_change_command(args.on_change, pick, list(dead.values()))
                 done = await asyncio.to_thread(subprocess.run, command, check=False)
-                if done.returncode != 0:
+                ok = done.returncode == 0
+                if not ok:
                     log.error("%s exited with %d; trying again next round", command, done.returncode)
-                    last = None
+            if ok:
+                chosen = address
+                dead.clear()
         await asyncio.sleep(max(0.0, args.interval - (time.monotonic() - started)))
 
 

@@ -97,10 +97,52 @@ def test_the_hook_gets_the_choice_then_the_dead_targets():
     from sdn_ha_mirror.probe import on_change_command
 
     master, backup = Target("198.18.3.21", 6653), Target("198.18.3.22", 6653, healthy=True)
-    assert on_change_command("/usr/local/lib/sdn_ha/nat-target", backup, [master, backup]) == [
+    assert on_change_command("/usr/local/lib/sdn_ha/nat-target", backup, [master]) == [
         "/usr/local/lib/sdn_ha/nat-target",
         "198.18.3.22:6653",
         "198.18.3.21:6653",
     ]
-    backup.healthy = False
-    assert on_change_command("hook", None, [master, backup]) == ["hook", "none", "198.18.3.21:6653", "198.18.3.22:6653"]
+    assert on_change_command("hook", None, []) == ["hook", "none"]
+
+
+def test_a_starting_prober_clears_nothing_and_a_lost_target_is_cleared_once(tmp_path):
+    """Against scripted controllers: the first hook call names no dead target;
+    when the chosen one stops answering, the next call picks the other and
+    names the lost one; then no more calls while nothing changes."""
+    import argparse
+
+    from sdn_ha_mirror.probe import watch
+
+    calls = tmp_path / "calls"
+    hook = tmp_path / "hook"
+    hook.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    hook.chmod(0o755)
+
+    async def scenario():
+        first, first_port = await serve_forever()
+        second, second_port = await serve_forever()
+        targets = [Target("127.0.0.1", first_port), Target("127.0.0.1", second_port)]
+        args = argparse.Namespace(timeout=0.3, interval=0.05, rise=2, fall=2, on_change=str(hook))
+        task = asyncio.create_task(watch(args, targets))
+        await asyncio.sleep(0.6)
+        first.close()
+        await first.wait_closed()
+        await asyncio.sleep(0.8)
+        task.cancel()
+        second.close()
+        return first_port, second_port
+
+    first_port, second_port = asyncio.run(scenario())
+    lines = calls.read_text().splitlines()
+    assert lines == [f"127.0.0.1:{first_port}", f"127.0.0.1:{second_port} 127.0.0.1:{first_port}"]
+
+
+async def serve_forever():
+    async def handle(reader, writer):
+        await reader.read(8)
+        writer.write(pack(4, OFPT.HELLO, 1))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
