@@ -9,7 +9,7 @@ export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror
+.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror bench-nat
 
 setup:
 	@bash scripts/setup.sh
@@ -59,6 +59,10 @@ bench-failover:
 RUNS ?= 5
 bench-mirror: setup
 	python3 benchmarks/mirror.py --runs $(RUNS)
+
+# Proxy against NAT mode through an LB failover; converges the lab into each.
+bench-nat:
+	python3 benchmarks/nat_failover.py --trials $(TRIALS)
 
 SOAK_SECONDS ?= 300
 bench-soak:
