@@ -6,8 +6,8 @@ runs in sw1's network namespace, connects to the front VIP and sends an
 OpenFlow ECHO_REQUEST every 10 ms. Each trial SIGKILLs the active LB's
 container and records:
 
-  - the stall: from the last echo reply before the fault to the first one
-    after it (a reset session counts until its replacement answers; the
+  - the stall: the longest silence between echo replies from just before
+    the fault on (a reset session counts until its replacement answers; the
     emulator reconnects at once, faster than a real switch's backoff);
   - whether the session was reset.
 
@@ -28,7 +28,10 @@ Usage (after `make lab`):  make bench-nat  [TRIALS=5]
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
+import os
+import signal
 import socket
 import statistics
 import struct
@@ -37,7 +40,7 @@ import sys
 import threading
 import time
 
-from failover import FRONT_VIP, LBS, ROOT, active_lb, in_netns, run, vrrp_state, wait
+from failover import FRONT_VIP, LBS, ROOT, active_lb, in_netns, pid_of, run, vrrp_state, wait
 
 BENCH_DPID = 0x99
 INTERVAL = 0.01
@@ -151,18 +154,23 @@ def trial(case: str) -> tuple[float, bool]:
         in_netns("sw1", sys.executable, __file__, "--emulate", "9"), text=True, stdout=subprocess.PIPE
     )
     time.sleep(3)
+    # SIGKILL to the container's init, as `podman kill` sends it, timed
+    # without podman's own latency.
+    pid = pid_of(active)
     fault = time.time()
-    run("podman", "kill", active)
+    os.kill(pid, signal.SIGKILL)
     out, _ = emulator.communicate(timeout=30)
     if case == "nat-retarget":
         run("podman", "exec", standby, "systemctl", "kill", "--signal=SIGCONT", "sdn-ha-prober")
+    wait(lambda: run("podman", "inspect", "--format", "{{.State.Running}}", active) == "false", 30, f"{active} to stop")
     run("podman", "start", active)
     events = json.loads(out)
-    replies = [t for kind, t in events if kind == "reply"]
-    before = max((t for t in replies if t < fault), default=fault)
-    after = min((t for t in replies if t > fault), default=float("nan"))
+    # The stall: the longest silence between echo replies from just before
+    # the fault on (across a reset, until the new session answers).
+    replies = sorted(t for kind, t in events if kind == "reply" and t > fault - 0.5)
+    stall = max((b - a for a, b in itertools.pairwise(replies)), default=float("nan"))
     reset = any(kind == "reset" and t > fault - 0.1 for kind, t in events)
-    return after - before, reset
+    return stall, reset
 
 
 def main() -> int:
