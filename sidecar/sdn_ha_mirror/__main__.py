@@ -85,6 +85,14 @@ class Registry:
             "# TYPE sdn_ha_mirror_sessions_opened_total counter",
             f"sdn_ha_mirror_sessions_opened_total {self.sessions_total}",
         ]
+        # Per live session, labelled by the switch's address and port.
+        for f in fields(Counters):
+            name = f"sdn_ha_mirror_session_{f.name}_total"
+            lines.append(f"# TYPE {name} counter")
+            for session in sorted(self.live, key=lambda x: x.id):
+                switch = ":".join(map(str, session.peer or ("unknown", 0)))
+                value = getattr(session.queue.counters, f.name)
+                lines.append(f'{name}{{switch="{switch}",session="{session.id}"}} {value}')
         return "\n".join(lines) + "\n"
 
 

@@ -142,6 +142,10 @@ def test_the_metrics_page_counts_every_session():
     assert "sdn_ha_mirror_relayed_messages_total 5" in text
     assert "sdn_ha_mirror_dropped_messages_total 2" in text
     assert "sdn_ha_mirror_sessions 1" in text
+    session.peer = ("198.18.1.10", 40000)
+    assert f'sdn_ha_mirror_session_relayed_messages_total{{switch="198.18.1.10:40000",session="{session.id}"}} 3' in (
+        registry.render()
+    )
     # The gauge and the counter must not share a name once "_total" is stripped.
     from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.status import mirror_counters
 
