@@ -9,7 +9,7 @@ export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror bench-nat
+.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror bench-nat bench-runtime
 
 setup:
 	@bash scripts/setup.sh
@@ -63,6 +63,11 @@ bench-mirror: setup
 # Proxy against NAT mode through an LB failover; converges the lab into each.
 bench-nat:
 	python3 benchmarks/nat_failover.py --trials $(TRIALS)
+
+# Run times of site.yml (converged), site.yml --check and the status view,
+# against a bare `ansible -m ping` of every lab host in the same run.
+bench-runtime:
+	python3 benchmarks/runtime.py --runs $(RUNS)
 
 SOAK_SECONDS ?= 300
 bench-soak:
