@@ -38,6 +38,14 @@ for module in "$here"/plugins/modules/*.py; do
 done
 echo "build: ansible-doc works for $count modules"
 
+count=0
+for filter in "$here"/plugins/filter/*.py; do
+  name=sdn_ha.control_plane.$(basename "$filter" .py)
+  [[ $(ansible-doc -t filter "$name") == *EXAMPLES* ]] || { echo "build: FAIL: ansible-doc -t filter $name" >&2; exit 1; }
+  count=$((count + 1))
+done
+echo "build: ansible-doc works for $count filters"
+
 for role in "$here"/roles/*/; do
   name=sdn_ha.control_plane.$(basename "$role")
   [[ $(ansible-doc -t role "$name") == *"ENTRY POINT:"*main* ]] || { echo "build: FAIL: ansible-doc -t role $name" >&2; exit 1; }
