@@ -5,7 +5,9 @@ SHELL := /bin/bash
 CACHE ?= $(HOME)/.cache/sdn_ha
 VENV := $(CACHE)/venv
 export PATH := $(VENV)/bin:$(PATH)
+# The lab's podman: its own config (netavark, runc) and its own storage.
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
+export CONTAINERS_STORAGE_CONF := $(CURDIR)/lab/storage.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export SDN_HA_CACHE := $(CACHE)
 
@@ -14,12 +16,17 @@ export SDN_HA_CACHE := $(CACHE)
 setup:
 	@bash scripts/setup.sh
 
+# Every target that talks to lab addresses checks first that lab traffic
+# stays on this machine (lab/labnet.py; create.yml runs it itself).
+LABNET := python3 lab/labnet.py check
+
 lab: setup
 	ansible-playbook lab/create.yml
 	ansible-playbook site.yml
 	ansible-playbook playbooks/status.yml
 
 status:
+	@$(LABNET)
 	@ansible-playbook playbooks/status.yml
 
 destroy:

@@ -29,10 +29,14 @@ import os
 import signal
 import statistics
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lab"))
+import labnet  # the lab's network check: no lab address is used before it passes
+
 LBS = ("lb1", "lb2")
 FRONT_VIP = "198.18.2.100"
 STATE_FILE = "/run/keepalived/sdn_ha.state"
@@ -283,6 +287,7 @@ def main() -> None:
     parser.add_argument("--profiles", default=",".join(PROFILES))
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    labnet.require()
     profiles = args.profiles.split(",")
     cases = [("crash", False), ("crash", True), ("kill", True), ("planned", True)]
 

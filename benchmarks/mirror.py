@@ -391,6 +391,10 @@ def inside(args: argparse.Namespace) -> None:
 
 def outside(args: argparse.Namespace) -> int:
     """Run this script inside a throwaway container of the lab image."""
+    sys.path.insert(0, str(ROOT / "lab"))
+    import labnet
+
+    labnet.require(podman_only=True)
     images = subprocess.run(
         ["podman", "images", "--filter", "reference=localhost/sdn-ha-lab", "--format", "{{.Repository}}:{{.Tag}}"],
         capture_output=True,

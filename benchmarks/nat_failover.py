@@ -40,7 +40,7 @@ import sys
 import threading
 import time
 
-from failover import FRONT_VIP, LBS, ROOT, active_lb, in_netns, pid_of, run, vrrp_state, wait
+from failover import FRONT_VIP, LBS, ROOT, active_lb, in_netns, labnet, pid_of, run, vrrp_state, wait
 
 BENCH_DPID = 0x99
 INTERVAL = 0.01
@@ -178,6 +178,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--emulate", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    labnet.require()
     if args.emulate:
         emulate(args.emulate)
         return 0

@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from failover import ROOT, summary
+from failover import ROOT, labnet, summary
 
 CASES: dict[str, list[str]] = {
     "ping": ["ansible", "all", "-m", "ansible.builtin.ping"],
@@ -60,9 +60,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="rounds (each runs every case once)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    lab_up = subprocess.run(["podman", "container", "exists", "sw1"], check=False).returncode == 0
-    if not lab_up:
-        sys.exit("no lab is running: run `make lab` first")
+    labnet.require()
 
     times: dict[str, list[float]] = {name: [] for name in CASES}
     tasks: dict[str, int] = {}

@@ -14,7 +14,7 @@ import os
 import subprocess
 import time
 
-from failover import LBS, apply_profile, steady, stop_on_sigterm
+from failover import LBS, apply_profile, labnet, steady, stop_on_sigterm
 
 BUSY_LOOPS_PER_LB = 2
 
@@ -52,6 +52,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=300)
     parser.add_argument("--profiles", default="standard,fast")
     args = parser.parse_args()
+    labnet.require()
     results = {}
     try:
         for profile in args.profiles.split(","):

@@ -8,13 +8,15 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${SDN_HA_CACHE:-$HOME/.cache/sdn_ha}
 packages_file=$here/lab/image-packages.txt
-export CONTAINERS_CONF=${CONTAINERS_CONF:-$here/lab/containers.conf}
+export CONTAINERS_CONF=$here/lab/containers.conf CONTAINERS_STORAGE_CONF=$here/lab/storage.conf
+# shellcheck source=progress.sh
+. "$here/scripts/progress.sh"
 
 key=$(cat "$packages_file" "$0" | sha256sum | cut -c1-12)
 image=localhost/sdn-ha-lab:$key
 
 if podman image exists "$image"; then
-  echo "lab image: $image is up to date"
+  step "lab image $image up to date"
   exit 0
 fi
 
@@ -32,9 +34,8 @@ rootfs=$cache/rootfs-$key
 rm -rf "$rootfs" "$rootfs.partial"
 mkdir -p "$cache"
 packages=$(grep -v '^#' "$packages_file" | grep . | paste -sd, -)
-echo "lab image: debootstrap bookworm with $(echo "$packages" | tr ',' '\n' | wc -l) packages (about a minute)"
-debootstrap --variant=minbase --include="$packages" bookworm "$rootfs.partial" "$mirror" \
-  > "$cache/debootstrap.log" 2>&1 || { tail -20 "$cache/debootstrap.log" >&2; exit 1; }
+long_step "lab image: debootstrap bookworm with $(echo "$packages" | tr ',' '\n' | wc -l) packages" \
+  debootstrap --variant=minbase --include="$packages" bookworm "$rootfs.partial" "$mirror"
 
 # Services start only where a role enables them; sshd is how Ansible gets in.
 chroot "$rootfs.partial" systemctl disable --quiet haproxy keepalived conntrackd openvswitch-switch 2>/dev/null || true
@@ -47,10 +48,13 @@ chmod 700 "$rootfs.partial/root/.ssh"
 rm -rf "$rootfs.partial"/var/cache/apt/archives/*.deb "$rootfs.partial"/var/lib/apt/lists/*
 mv "$rootfs.partial" "$rootfs"
 
-tar -C "$rootfs" -c . | podman import --quiet \
-  --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$image" >/dev/null
+import_rootfs() {
+  tar -C "$rootfs" -c . | podman import --quiet \
+    --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$image"
+}
+long_step "lab image: importing it into the lab's podman storage" import_rootfs
 rm -rf "$rootfs"
 # Older builds of the image are dead weight once a new one exists.
 podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/sdn-ha-lab:' | grep -v ":$key\$" \
   | xargs -r podman rmi --force >/dev/null 2>&1 || true
-echo "lab image: built $image"
+step "lab image $image built"

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # One setup step for both README commands. Every part is idempotent and
 # cached; a second run does no work and says so.
-#   - Debian packages (podman, runc, debootstrap, ...)
+#   - Debian packages (podman with netavark, runc, debootstrap, ...)
 #   - a venv with the pinned Python dependencies (and the collections, which
 #     the `ansible` package bundles because Galaxy cannot be reached here)
 #   - the lab's SSH key
 #   - the lab image (scripts/lab-image.sh)
 #   - the Faucet wheelhouse
+#   - the removal of an older lab from podman's default storage (the lab now
+#     has storage of its own: lab/storage.conf)
+# Long steps report their elapsed time every 10 s.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,22 +18,24 @@ venv=$cache/venv
 wheelhouse=$cache/wheelhouse
 faucet_version=$(awk -F': *' '/^controller_faucet_version:/ {gsub(/"/, "", $2); print $2}' \
   "$here/roles/controller/defaults/main.yml")
-export CONTAINERS_CONF=$here/lab/containers.conf
+export CONTAINERS_CONF=$here/lab/containers.conf CONTAINERS_STORAGE_CONF=$here/lab/storage.conf
+export SDN_HA_CACHE=$cache
 mkdir -p "$cache"
+# shellcheck source=progress.sh
+. "$here/scripts/progress.sh"
 
-step() { printf '== setup: %s\n' "$*"; }
-
-# 1. Debian packages
-debs=(podman runc debootstrap openssh-client make gcc python3-venv)
+# 1. Debian packages. netavark is what gives the host an address on the
+# lab's internal networks (CNI would not); it needs iptables and recommends
+# aardvark-dns, which --no-install-recommends would leave out.
+debs=(podman runc netavark aardvark-dns iptables debootstrap openssh-client make gcc python3-venv)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  step "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  long_step "apt-get update" apt-get update
+  long_step "installing Debian packages: ${missing[*]}" apt-get install -y --no-install-recommends "${missing[@]}"
 else
   step "Debian packages present"
 fi
@@ -38,9 +43,9 @@ fi
 # 2. venv with pinned Python dependencies
 req_hash=$(sha256sum "$here/requirements.txt" | cut -c1-16)
 if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$req_hash" ]; then
-  step "creating venv $venv"
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
+  long_step "installing the pinned Python packages into $venv" \
+    "$venv/bin/pip" install --disable-pip-version-check -r "$here/requirements.txt"
   echo "$req_hash" > "$venv/.requirements"
 else
   step "venv up to date"
@@ -59,14 +64,19 @@ bash "$here/scripts/lab-image.sh"
 
 # 5. Faucet wheelhouse, for controllers that cannot reach a package index
 if [ "$(cat "$wheelhouse/.version" 2>/dev/null)" != "$faucet_version" ] || [ ! -f "$cache/faucet-wheelhouse.tar" ]; then
-  step "building Faucet $faucet_version wheelhouse (compiles pytricia)"
   rm -rf "$wheelhouse"
-  "$venv/bin/pip" wheel -q --disable-pip-version-check -w "$wheelhouse" "faucet==$faucet_version" 2>&1 \
-    | grep -v '^WARNING: Location' || true
+  long_step "building the Faucet $faucet_version wheelhouse (compiles pytricia)" \
+    "$venv/bin/pip" wheel --disable-pip-version-check -w "$wheelhouse" "faucet==$faucet_version"
   ls "$wheelhouse"/faucet-*.whl >/dev/null
   echo "$faucet_version" > "$wheelhouse/.version"
   tar -C "$wheelhouse" --exclude=.version -cf "$cache/faucet-wheelhouse.tar" .
 else
   step "Faucet $faucet_version wheelhouse present"
 fi
+# 6. An older lab in podman's default storage (before the lab had its own)
+legacy=$("$venv/bin/python" "$here/lab/labnet.py" legacy)
+case $legacy in
+  *'"changed": true'*) step "removed an older lab from podman's default storage: $legacy" ;;
+  *) step "no older lab in podman's default storage" ;;
+esac
 step "done"

@@ -1,0 +1,29 @@
+# Sourced by the setup scripts. `long_step LABEL COMMAND...` runs a long
+# command with its output in a log file, and says every 10 s which step is
+# running and for how long, so a terminal is never silent for minutes. On
+# failure it shows the end of the log.
+step() { printf '== setup: %s\n' "$*"; }
+
+long_step() {
+  local label=$1 log started=$SECONDS pid rc=0 next=10
+  shift
+  log=${SDN_HA_CACHE:-$HOME/.cache/sdn_ha}/logs/$(printf '%s' "$label" | tr -c 'A-Za-z0-9' '-' | cut -c1-40).log
+  mkdir -p "$(dirname "$log")"
+  step "$label ..."
+  "$@" >"$log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if [ $((SECONDS - started)) -ge "$next" ] && kill -0 "$pid" 2>/dev/null; then
+      step "$label: still running, $((SECONDS - started)) s"
+      next=$((next + 10))
+    fi
+  done
+  wait "$pid" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    step "$label: FAILED after $((SECONDS - started)) s (exit $rc); the end of $log:"
+    tail -25 "$log" >&2
+    return "$rc"
+  fi
+  step "$label: done in $((SECONDS - started)) s"
+}
