@@ -178,10 +178,10 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--emulate", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    labnet.require()
     if args.emulate:
         emulate(args.emulate)
         return 0
+    labnet.require()
     results: dict[str, list[tuple[float, bool]]] = {}
     try:
         for mode, cases in (("proxy", ["proxy"]), ("nat", ["nat", "nat-retarget"])):
