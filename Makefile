@@ -11,7 +11,7 @@ export CONTAINERS_STORAGE_CONF := $(CURDIR)/lab/storage.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror bench-nat bench-runtime
+.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror bench-nat bench-nat-pool bench-runtime
 
 setup:
 	@bash scripts/setup.sh
@@ -70,6 +70,11 @@ bench-mirror: setup
 # Proxy against NAT mode through an LB failover; converges the lab into each.
 bench-nat:
 	python3 benchmarks/nat_failover.py --trials $(TRIALS)
+
+# The pool with the emulated fleet: the spread over the backups, and a dying
+# backup's switches served again, NAT mode against proxy mode.
+bench-nat-pool:
+	python3 benchmarks/nat_pool.py --trials $(TRIALS)
 
 # Run times of site.yml (converged), site.yml --check and the status view,
 # against a bare `ansible -m ping` of every lab host in the same run.

@@ -44,7 +44,8 @@ from failover import FRONT_VIP, LBS, ROOT, active_lb, in_netns, labnet, pid_of, 
 
 BENCH_DPID = 0x99
 INTERVAL = 0.01
-PREFERRED_BACKUP = "198.18.3.22"
+SWITCH = "198.18.1.10"  # sw1, whose network namespace the emulated switch runs in
+BACKUPS = ("198.18.3.22", "198.18.3.23")
 
 
 # -- the emulated switch (runs inside sw1's network namespace) ---------------
@@ -141,15 +142,12 @@ def trial(case: str) -> tuple[float, bool]:
     active = settle()
     standby = next(lb for lb in LBS if lb != active)
     if case == "nat-retarget":
-        # The standby would send new sessions elsewhere: pause its prober and move its map.
+        # The standby would send sw1's new sessions to the other backup: pause its prober and move its map.
         run("podman", "exec", standby, "systemctl", "kill", "--signal=SIGSTOP", "sdn-ha-prober")
-        run(
-            "podman",
-            "exec",
-            standby,
-            "nft",
-            f"flush map ip sdn_ha_nat target; add element ip sdn_ha_nat target {{ 6653 : {PREFERRED_BACKUP} }}",
-        )
+        mapped = run("podman", "exec", standby, "cat", "/run/sdn_ha-nat/assignment")
+        own = next(line.split()[1].rsplit(":", 1)[0] for line in mapped.splitlines() if line.startswith(f"{SWITCH} "))
+        other = next(b for b in BACKUPS if b != own)
+        run("podman", "exec", standby, "nft", f"add element ip sdn_ha_nat target {{ {SWITCH} : {other} }}")
     emulator = subprocess.Popen(
         in_netns("sw1", sys.executable, __file__, "--emulate", "9"), text=True, stdout=subprocess.PIPE
     )

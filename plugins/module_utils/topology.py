@@ -15,6 +15,87 @@ except ImportError:  # pragma: no cover - reported by the module
 
 CONTROLLER_ROLES = ("master", "backup")
 MODES = ("proxy", "nat")
+FLEET_KEYS = ("name", "addresses", "datapath_ids", "segment", "ports")
+
+
+class FleetError(ValueError):
+    """A fleet entry that cannot be expanded: which key, its value, and why."""
+
+    def __init__(self, key: str, value, problem: str):
+        super().__init__(problem)
+        self.key, self.value, self.problem = key, value, problem
+
+
+def _fleet_addresses(value) -> list:
+    """A range 'A-B', a CIDR (its host addresses) or a list of addresses."""
+    try:
+        if isinstance(value, list):
+            if any("/" in str(v) for v in value):
+                raise ValueError(value)
+            return [netaddr.IPAddress(str(v)) for v in value]
+        text = str(value).replace(" ", "")
+        if "-" in text:
+            first, last = text.split("-", 1)
+            return list(netaddr.IPRange(first, last))
+        if "/" in text:
+            return list(netaddr.IPNetwork(text).iter_hosts())
+        return [netaddr.IPAddress(text)]
+    except (netaddr.AddrFormatError, ValueError, TypeError) as exc:
+        raise FleetError(
+            "addresses",
+            value,
+            "is not a range, a CIDR or a list of addresses; write it as 198.18.1.100-198.18.1.163",
+        ) from exc
+
+
+def fleet_switches(fleet: list) -> list[dict]:
+    """Expand sdn_ha_switch_fleet into one entry per switch: name, address,
+    datapath id (hex string), segment and ports. Each fleet entry gives a
+    name prefix, its switches' addresses, and the first datapath id; the
+    n-th address (from 1) is switch NAME-n with datapath id FIRST + n - 1.
+    Raises FleetError on the first problem (validate_topology reports them
+    all, with the entry's index)."""
+    return [switch for entry in fleet or [] for switch in _expand_entry(entry)]
+
+
+def _expand_entry(entry) -> list[dict]:
+    if not isinstance(entry, dict):
+        raise FleetError("", entry, "is not a mapping with name, addresses and datapath_ids")
+    unknown = sorted(set(entry) - set(FLEET_KEYS))
+    if unknown:
+        raise FleetError(unknown[0], entry[unknown[0]], f"is not a fleet key (known: {', '.join(FLEET_KEYS)})")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_" for c in name):
+        raise FleetError("name", name, "must be a name of letters, digits, '-' and '_', such as emu")
+    addresses = _fleet_addresses(entry.get("addresses"))
+    if not addresses:
+        raise FleetError("addresses", entry.get("addresses"), "holds no address")
+    try:
+        first = int(str(entry.get("datapath_ids")), 0)
+        if first <= 0 or first + len(addresses) - 1 >= 2**64:
+            raise ValueError
+    except (TypeError, ValueError) as exc:
+        raise FleetError(
+            "datapath_ids",
+            entry.get("datapath_ids"),
+            f"is not a first datapath id for {len(addresses)} switch(es); write it as a quoted hex string "
+            'such as "0x1000"',
+        ) from exc
+    ports = entry.get("ports") or []
+    if not isinstance(ports, list) or not all(
+        isinstance(p, dict) and {"name", "number", "vlan"} <= set(p) for p in ports
+    ):
+        raise FleetError("ports", ports, "must be a list of {name, number, vlan}, as sdn_ha_switch_ports")
+    return [
+        {
+            "name": f"{name}-{n}",
+            "address": str(address),
+            "datapath_id": hex(first + n - 1),
+            "segment": entry.get("segment"),
+            "ports": ports,
+        }
+        for n, address in enumerate(addresses, start=1)
+    ]
 
 
 @dataclass
@@ -32,6 +113,8 @@ class Topology:
     openflow_ports: list = field(default_factory=lambda: [6653])
     mode: str = "proxy"
     sync_segment: str = "sync"
+    fleet: list = field(default_factory=list)
+    switch_segment: str = "switch"
 
 
 class Checker:
@@ -217,8 +300,34 @@ class Checker:
         elif not controllers:
             self.error("all", "groups.controllers", [], "is empty; the pool needs one master and at least one backup")
 
-    def check_switches(self) -> None:
-        seen = {}
+    def check_fleet(self, reserved) -> dict:
+        """sdn_ha_switch_fleet: every entry expands, each switch's address is
+        inside its segment and owned by no one else, each datapath id is
+        unique. Returns datapath id -> switch name, for check_switches."""
+        seen: dict[int, str] = {}
+        for index, entry in enumerate(self.topo.fleet or []):
+            variable = f"sdn_ha_switch_fleet[{index}]"
+            try:
+                switches = _expand_entry(entry)
+            except FleetError as exc:
+                self.error("all", f"{variable}.{exc.key}" if exc.key else variable, exc.value, exc.problem)
+                continue
+            segment = entry.get("segment") or self.topo.switch_segment
+            for switch in switches:
+                name, address, dpid = switch["name"], switch["address"], int(switch["datapath_id"], 16)
+                ip = netaddr.IPAddress(address)
+                if not self.check_in_segment(ip, segment, name, f"{variable}.addresses", address):
+                    break
+                self.claim(ip, name, f"{variable}.addresses", address, reserved)
+                if dpid in seen:
+                    self.error(
+                        name, f"{variable}.datapath_ids", switch["datapath_id"], f"is already used by {seen[dpid]}"
+                    )
+                seen[dpid] = name
+        return seen
+
+    def check_switches(self, seen=None) -> None:
+        seen = dict(seen or {})
         for host, spec in self.topo.hosts.items():
             if "switches" not in (spec.get("groups") or []):
                 continue
@@ -285,7 +394,7 @@ class Checker:
             connected = self.check_host_addresses(host, spec, reserved)
             self.check_routes(host, spec, connected, reserved)
         self.check_controllers()
-        self.check_switches()
+        self.check_switches(self.check_fleet(reserved))
         self.check_load_balancers()
         self.check_ports()
         self.check_mode()

@@ -85,6 +85,26 @@ options:
         V(nat) mode; every load balancer needs an address on it.
     type: str
     default: sync
+  fleet:
+    description:
+      - C(sdn_ha_switch_fleet). Switches that are not Ansible hosts, as real
+        fleets have them. Faucet serves them and the LBs map them like the
+        switches in the C(switches) group.
+      - Each entry has a C(name) prefix, C(addresses) (a range C(A-B), a CIDR
+        whose host addresses are taken, or a list), C(datapath_ids) (the
+        first switch's datapath id, a quoted hex string), and optionally
+        C(segment) (default O(switch_segment)) and C(ports) (Faucet
+        interfaces, as C(sdn_ha_switch_ports)).
+      - The n-th address (from 1) is switch C(NAME-n) with datapath id
+        C(FIRST + n - 1). Every address must lie in the segment and belong to
+        no one else; every datapath id must be unique.
+    type: list
+    elements: dict
+    default: []
+  switch_segment:
+    description: C(sdn_ha_switch_segment). The segment the fleet's switches are on, unless an entry says otherwise.
+    type: str
+    default: switch
   hosts:
     description:
       - Per-host topology, one entry a host. Build it with the
@@ -175,6 +195,8 @@ def main() -> None:
             "openflow_ports": {"type": "list", "elements": "int", "default": [6653]},
             "mode": {"type": "str", "default": "proxy"},
             "sync_segment": {"type": "str", "default": "sync"},
+            "fleet": {"type": "list", "elements": "dict", "default": []},
+            "switch_segment": {"type": "str", "default": "switch"},
             "hosts": {"type": "list", "elements": "dict", "required": True, "options": host_spec},
         },
         supports_check_mode=True,
@@ -195,6 +217,8 @@ def main() -> None:
         openflow_ports=p["openflow_ports"],
         mode=p["mode"],
         sync_segment=p["sync_segment"],
+        fleet=p["fleet"],
+        switch_segment=p["switch_segment"],
     )
     errors = topology.validate(topo)
     result = {"changed": False, "errors": errors, "hosts_checked": len(topo.hosts)}

@@ -14,6 +14,8 @@ _DP_STATUS = re.compile(r'^dp_status\{[^}]*dp_name="([^"]+)"[^}]*\}\s+(\S+)', re
 _MIRROR = re.compile(r"^sdn_ha_mirror_(\w+?)(?:_total)?\s+(\d+)$", re.M)
 _SAMPLE = re.compile(r"^(\w+)(?:\{([^}]*)\})?\s+(\S+)", re.M)
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
+_CT_REPLY_SOURCE = re.compile(r"ESTABLISHED src=\S+ dst=\S+ sport=\d+ dport=\d+ src=(\S+)")
+SHOWN_DATAPATHS = 6
 
 
 def _registered(hv: Mapping, name: str) -> Mapping:
@@ -41,8 +43,30 @@ def mirror_counters(metrics: str) -> dict[str, int]:
     return {name: int(value) for name, value in _MIRROR.findall(metrics or "")}
 
 
+def nat_sessions(text: str, names: Mapping[str, str]) -> dict:
+    """From the NAT task's output (the prober's assignment, "---", then the
+    conntrack table): how many switches the map sends to each controller and
+    how many established sessions each one serves, by controller name."""
+    assignment, _, table = (text or "").partition("---")
+    assigned: dict[str, int] = {}
+    for line in assignment.splitlines():
+        if len(fields := line.split()) == 2:
+            name = names.get(fields[1].rsplit(":", 1)[0], fields[1])
+            assigned[name] = assigned.get(name, 0) + 1
+    sessions: dict[str, int] = {}
+    for address in _CT_REPLY_SOURCE.findall(table):
+        name = names.get(address, address)
+        sessions[name] = sessions.get(name, 0) + 1
+    return {"assigned": dict(sorted(assigned.items())), "sessions": dict(sorted(sessions.items()))}
+
+
 def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = "proxy") -> dict:
     lbs = groups.get("load_balancers", [])
+    names = {
+        str(address).split("/", 1)[0]: ctl
+        for ctl in groups.get("controllers", [])
+        for address in (hostvars[ctl].get("sdn_ha_addresses") or {}).values()
+    }
     view = {
         "front_vip": front_vip,
         "mode": mode,
@@ -60,9 +84,9 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
         if front_vip in facts.get("all_ipv4_addresses", []):
             view["vip_holders"].append(lb)
         view["haproxy"][lb] = list(_registered(hv, "status_haproxy").get("servers", []))
-        nat = (_registered(hv, "status_nat").get("stdout") or "").split()
-        if len(nat) == 2:
-            view["nat"][lb] = {"target": nat[0], "sessions": int(nat[1])}
+        nat = _registered(hv, "status_nat")
+        if "stdout" in nat:
+            view["nat"][lb] = nat_sessions(nat["stdout"], names)
         view["mirror"][lb] = mirror_counters(_registered(hv, "status_mirror").get("content", ""))
         vrrp = _registered(hv, "status_vrrp")
         reachable = bool(vrrp) and not vrrp.get("unreachable")
@@ -98,9 +122,9 @@ def status_lines(view: Mapping) -> list[str]:
                 f"master writes swallowed {m.get('swallowed_messages', 0)}"
             )
     for lb, nat in view.get("nat", {}).items():
-        lines.append(
-            f"nat@{lb}: DNAT target {nat['target']}, {nat['sessions']} switch session(s) in the connection table"
-        )
+        assigned = ", ".join(f"{name} {count}" for name, count in nat["assigned"].items()) or "none (map empty)"
+        sessions = ", ".join(f"{name} {count}" for name, count in nat["sessions"].items()) or "none"
+        lines.append(f"nat@{lb}: switches mapped to {assigned}; sessions in the connection table: {sessions}")
     for lb, servers in view["haproxy"].items():
         if view.get("mode") == "nat":
             lines.append(f"haproxy@{lb}: off the path (nat mode)")
@@ -113,9 +137,11 @@ def status_lines(view: Mapping) -> list[str]:
                 f"sessions now {s['current_sessions']}, total {s['total_sessions']}"
             )
     for name, c in view["controllers"].items():
+        up = c["datapaths_up"]
+        shown = ", ".join(up[:SHOWN_DATAPATHS]) + (", ..." if len(up) > SHOWN_DATAPATHS else "")
         lines.append(
             f"controller {name} ({c['role']}): faucet {c['service']}, "
-            f"datapaths up: {', '.join(c['datapaths_up']) or 'none'}"
+            f"datapaths up: {f'{len(up)} ({shown})' if len(up) > SHOWN_DATAPATHS else shown or 'none'}"
         )
     for sw, conns in view["switches"].items():
         if not conns:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.sdn_ha.control_plane.plugins.module_utils.topology import FleetError, fleet_switches
 
 _TOPOLOGY_VARS = {
     "addresses": "sdn_ha_addresses",
@@ -65,3 +66,31 @@ def controller_pool(
             raise AnsibleFilterError(f"{name}: sdn_ha_addresses has no {segment!r} address")
         pool.append({"name": name, "address": host_address(addresses[segment])})
     return pool
+
+
+def switches(hostvars: Mapping, hosts: Iterable[str], fleet: list | None = None, segment: str = "switch") -> list[dict]:
+    """Every switch the control plane serves, Ansible hosts and the fleet
+    (C(sdn_ha_switch_fleet)) alike: name, address, datapath id, ports, and
+    whether Ansible manages it. A managed switch's address is its only one,
+    or the one on `segment`."""
+    result = []
+    for name in hosts:
+        hv = hostvars[name]
+        addresses = hv.get("sdn_ha_addresses") or {}
+        if len(addresses) != 1 and segment not in addresses:
+            raise AnsibleFilterError(f"{name}: sdn_ha_addresses has several addresses and none on {segment!r}")
+        address = addresses.get(segment) or next(iter(addresses.values()), None)
+        result.append(
+            {
+                "name": name,
+                "address": host_address(address) if address else None,
+                "datapath_id": str(hv.get("sdn_ha_datapath_id")),
+                "ports": hv.get("sdn_ha_switch_ports") or [],
+                "managed": True,
+            }
+        )
+    try:
+        result += [{**switch, "managed": False} for switch in fleet_switches(fleet or [])]
+    except FleetError as exc:
+        raise AnsibleFilterError(f"sdn_ha_switch_fleet: {exc.key} = {exc.value!r} {exc.problem}") from exc
+    return result

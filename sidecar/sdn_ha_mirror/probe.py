@@ -1,14 +1,22 @@
-"""OpenFlow health prober: python3 -m sdn_ha_mirror.probe TARGET [TARGET ...]
+"""OpenFlow health prober and NAT pool: python3 -m sdn_ha_mirror.probe BACKUP [BACKUP ...]
 
 A controller is healthy when it accepts a TCP connection and answers our
-HELLO with a HELLO of its own (HELLO out, HELLO in) within the timeout. The
-prober picks the first healthy target in the order given, so listing the
-master first prefers it. NAT mode steers its DNAT map with the choice:
+HELLO with a HELLO of its own (HELLO out, HELLO in) within the timeout.
+
+NAT mode steers its DNAT map with the prober's assignment: every switch
+(one address a line in --switches) goes to one healthy backup, chosen by
+rendezvous hashing of the switch's address and the backup's. A switch
+therefore returns to the same backup while the pool is unchanged, and when a
+backup dies only its own switches move; when it comes back they hash to it
+again (their sessions, pinned by conntrack, stay where they are). The master
+is never assigned while a backup is healthy; with --last-resort it takes
+every switch when no backup is.
 
   --once            probe every target once, print JSON, exit 0 if one is healthy
-  --on-change CMD   keep probing; each time the choice or a target's health
-                    changes, run CMD with the chosen HOST:PORT (or "none")
-                    and then each target that went down since the last call
+  --on-change CMD   keep probing; each time the assignment changes or a target
+                    dies, write it to --assignment (SWITCH HOST:PORT lines),
+                    then run CMD with each target that went down since the
+                    last call
 
 A target must fail --fall probes in a row to be dropped and pass --rise in a
 row to be taken back, so one lost probe does not move every switch.
@@ -18,11 +26,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from .openflow import OFPT, Framer, FramingError, pack
@@ -79,9 +90,45 @@ class Target:
             self.healthy, self.streak = reason is None, 0
 
 
-def choose(targets: list[Target]) -> Target | None:
-    """The first healthy target, in the configured order."""
-    return next((t for t in targets if t.healthy), None)
+def rendezvous(switch: str, targets: list[Target]) -> Target:
+    """The target with the highest hash of (switch, target): removing a
+    target moves only the switches it had."""
+    return max(targets, key=lambda t: hashlib.sha256(f"{switch} {t.address}".encode()).digest()[:8])
+
+
+def assign(switches: list[str], backups: list[Target], last_resort: Target | None = None) -> dict[str, str]:
+    """Switch address -> HOST:PORT of the healthy backup that serves it; the
+    last resort only when no backup is healthy; empty when nothing is."""
+    pool = [t for t in backups if t.healthy]
+    if not pool and last_resort is not None and last_resort.healthy:
+        pool = [last_resort]
+    return {switch: rendezvous(switch, pool).address for switch in switches} if pool else {}
+
+
+def write_assignment(path: str, assignment: dict[str, str]) -> None:
+    """Atomically, so the hook never reads half a file."""
+    partial = f"{path}.partial"
+    with open(partial, "w") as handle:
+        handle.writelines(f"{switch} {target}\n" for switch, target in sorted(assignment.items()))
+    os.replace(partial, path)
+
+
+def file_stamp(path: str | None) -> tuple | None:
+    try:
+        stat = os.stat(path) if path else None
+    except FileNotFoundError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size) if stat else None
+
+
+def read_switches(path: str | None) -> list[str]:
+    if not path:
+        return []
+    try:
+        with open(path) as handle:
+            return [line.split("#")[0].strip() for line in handle if line.split("#")[0].strip()]
+    except FileNotFoundError:
+        return []
 
 
 async def probe_all(targets: list[Target], timeout: float, rise: int, fall: int) -> None:
@@ -90,21 +137,19 @@ async def probe_all(targets: list[Target], timeout: float, rise: int, fall: int)
         target.record(reason, rise, fall)
 
 
-def on_change_command(command: str, chosen: Target | None, dead: list[Target]) -> list[str]:
-    """The hook's command line: the chosen HOST:PORT (or "none"), then the
-    targets that went down since the hook last ran."""
-    return [*command.split(), chosen.address if chosen else "none", *(t.address for t in dead)]
-
-
-async def watch(args: argparse.Namespace, targets: list[Target]) -> None:
-    """Probe forever; run the hook when the choice changes or a target dies.
+async def watch(args: argparse.Namespace, backups: list[Target], last_resort: Target | None = None) -> None:
+    """Probe forever; apply the assignment when it changes or a target dies.
     Only a target seen healthy and then lost counts as dead: a prober that
     starts (or restarts) never clears sessions on its first rounds."""
-    chosen: str | None = None  # until a target answers, the map keeps what it had
+    targets = backups + ([last_resort] if last_resort else [])
+    switches, switches_seen = [], None
+    applied: dict[str, str] | None = None  # until a target answers, the map keeps what it had
     was_healthy = {t.address: False for t in targets}
     dead: dict[str, Target] = {}
     while True:
         started = time.monotonic()
+        if (stamp := file_stamp(args.switches)) != switches_seen:  # the list changed: read it again
+            switches, switches_seen = read_switches(args.switches), stamp
         await probe_all(targets, args.timeout, args.rise, args.fall)
         for t in targets:
             if was_healthy[t.address] and not t.healthy:
@@ -112,50 +157,58 @@ async def watch(args: argparse.Namespace, targets: list[Target]) -> None:
             elif t.healthy:
                 dead.pop(t.address, None)
             was_healthy[t.address] = t.healthy
-        pick = choose(targets)
-        address = pick.address if pick else None
-        if address != chosen or dead:
+        assignment = assign(switches, backups, last_resort)
+        nothing_yet = applied is None and not any(t.healthy for t in targets)
+        if not nothing_yet and (assignment != applied or dead):
             states = ", ".join(f"{t.address} {'up' if t.healthy else 'down: ' + str(t.reason)}" for t in targets)
-            log.warning("target %s (%s)", address, states)
+            spread = Counter(assignment.values())
+            log.warning("assignment %s (%s)", dict(spread) or "none", states)
             ok = True
             if args.on_change:
-                command = on_change_command(args.on_change, pick, list(dead.values()))
+                write_assignment(args.assignment, assignment)
+                command = [*args.on_change.split(), *dead]
                 done = await asyncio.to_thread(subprocess.run, command, check=False)
                 ok = done.returncode == 0
                 if not ok:
                     log.error("%s exited with %d; trying again next round", command, done.returncode)
             if ok:
-                chosen = address
+                applied = assignment
                 dead.clear()
         await asyncio.sleep(max(0.0, args.interval - (time.monotonic() - started)))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sdn_ha_mirror.probe", description=__doc__.splitlines()[0])
-    parser.add_argument("targets", nargs="+", help="HOST:PORT, in order of preference (the master first)")
+    parser.add_argument("targets", nargs="+", help="HOST:PORT of each backup controller")
+    parser.add_argument("--last-resort", help="HOST:PORT that takes every switch when no backup is healthy")
+    parser.add_argument("--switches", help="file with the switches' addresses, one a line")
+    parser.add_argument("--assignment", default="assignment", help="file the assignment is written to")
     parser.add_argument("--timeout", type=float, default=1.0, help="seconds for connect plus HELLO")
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between probe rounds")
     parser.add_argument("--rise", type=int, default=2, help="good probes in a row to take a target back")
     parser.add_argument("--fall", type=int, default=2, help="bad probes in a row to drop a target")
     parser.add_argument("--once", action="store_true", help="probe once, print JSON and exit")
-    parser.add_argument("--on-change", help="command run with the chosen HOST:PORT when the choice changes")
+    parser.add_argument("--on-change", help="command run after the assignment is written, with the dead targets")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    targets = []
-    for text in args.targets:
-        host, _, port = text.rpartition(":")
-        targets.append(Target(host, int(port)))
+    backups = [parse_target(text) for text in args.targets]
+    last_resort = parse_target(args.last_resort) if args.last_resort else None
     if args.once:
+        targets = backups + ([last_resort] if last_resort else [])
         asyncio.run(probe_all(targets, args.timeout, rise=1, fall=1))
-        pick = choose(targets)
         report = {
-            "chosen": pick.address if pick else None,
             "targets": [{"target": t.address, "healthy": t.healthy, "reason": t.reason} for t in targets],
+            "assignment": assign(read_switches(args.switches), backups, last_resort),
         }
         print(json.dumps(report, indent=2))
-        return 0 if pick else 1
-    asyncio.run(watch(args, targets))
+        return 0 if any(t.healthy for t in targets) else 1
+    asyncio.run(watch(args, backups, last_resort))
     return 0
+
+
+def parse_target(text: str) -> Target:
+    host, _, port = text.rpartition(":")
+    return Target(host, int(port))
 
 
 if __name__ == "__main__":

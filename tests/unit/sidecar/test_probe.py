@@ -4,7 +4,7 @@ import asyncio
 import json
 
 from sdn_ha_mirror.openflow import OFPT, pack
-from sdn_ha_mirror.probe import Target, choose, main, probe
+from sdn_ha_mirror.probe import Target, assign, main, probe
 
 
 async def serve(behaviour):
@@ -60,16 +60,42 @@ def test_a_target_flips_only_after_rise_or_fall_probes_in_a_row():
     assert not target.healthy
 
 
-def test_the_first_healthy_target_is_chosen_master_first():
-    master, backup1, backup2 = Target("m", 1), Target("b1", 1), Target("b2", 1)
-    assert choose([master, backup1, backup2]) is None
-    backup1.healthy = backup2.healthy = True
-    assert choose([master, backup1, backup2]) is backup1
-    master.healthy = True
-    assert choose([master, backup1, backup2]) is master
+SWITCHES = [f"198.18.1.{n}" for n in range(100, 164)]
 
 
-def test_once_reports_json_and_the_choice(capsys):
+def test_switches_spread_over_the_healthy_backups_and_only_a_dead_backups_switches_move():
+    master = Target("198.18.3.21", 6653, healthy=True)
+    backups = [Target(f"198.18.3.{n}", 6653, healthy=True) for n in (22, 23, 24)]
+    before = assign(SWITCHES, backups, master)
+    assert set(before.values()) == {b.address for b in backups}  # never the master while a backup is up
+    assert assign(SWITCHES, backups, master) == before  # the same switch, the same backup
+    backups[0].healthy = False
+    after = assign(SWITCHES, backups, master)
+    moved = {s for s in SWITCHES if before[s] != after[s]}
+    assert moved == {s for s in SWITCHES if before[s] == backups[0].address}
+    backups[0].healthy = True
+    assert assign(SWITCHES, backups, master) == before  # back: its switches hash to it again
+
+
+def test_the_master_serves_only_as_the_last_resort_and_only_if_asked():
+    master = Target("198.18.3.21", 6653, healthy=True)
+    backups = [Target("198.18.3.22", 6653), Target("198.18.3.23", 6653)]
+    assert assign(SWITCHES, backups) == {}
+    assert set(assign(SWITCHES, backups, master).values()) == {master.address}
+    master.healthy = False
+    assert assign(SWITCHES, backups, master) == {}
+
+
+def test_two_backups_each_carry_40_to_60_percent_of_the_labs_64_emulated_switches():
+    backups = [Target("198.18.3.22", 6653, healthy=True), Target("198.18.3.23", 6653, healthy=True)]
+    shares = sorted(list(assign(SWITCHES, backups).values()).count(b.address) / len(SWITCHES) for b in backups)
+    assert 0.4 <= shares[0] <= shares[1] <= 0.6, shares
+
+
+def test_once_reports_json_and_the_assignment(capsys, tmp_path):
+    switches = tmp_path / "switches"
+    switches.write_text("198.18.1.10\n# a comment\n198.18.1.100\n")
+
     async def start():
         return await serve("hello")
 
@@ -81,7 +107,8 @@ def test_once_reports_json_and_the_choice(capsys):
 
         def run():
             nonlocal code
-            code = main(["127.0.0.1:1", f"127.0.0.1:{dead[1]}", f"127.0.0.1:{port}", "--once", "--timeout", "0.5"])
+            targets = ["127.0.0.1:1", f"127.0.0.1:{dead[1]}", f"127.0.0.1:{port}"]
+            code = main([*targets, "--once", "--timeout", "0.5", "--switches", str(switches)])
 
         loop.run_until_complete(loop.run_in_executor(None, run))
     finally:
@@ -89,40 +116,37 @@ def test_once_reports_json_and_the_choice(capsys):
         loop.close()
     report = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert report["chosen"] == f"127.0.0.1:{port}"
+    assert report["assignment"] == {"198.18.1.10": f"127.0.0.1:{port}", "198.18.1.100": f"127.0.0.1:{port}"}
     assert [t["healthy"] for t in report["targets"]] == [False, False, True]
 
 
-def test_the_hook_gets_the_choice_then_the_dead_targets():
-    from sdn_ha_mirror.probe import on_change_command
-
-    master, backup = Target("198.18.3.21", 6653), Target("198.18.3.22", 6653, healthy=True)
-    assert on_change_command("/usr/local/lib/sdn_ha/nat-target", backup, [master]) == [
-        "/usr/local/lib/sdn_ha/nat-target",
-        "198.18.3.22:6653",
-        "198.18.3.21:6653",
-    ]
-    assert on_change_command("hook", None, []) == ["hook", "none"]
-
-
 def test_a_starting_prober_clears_nothing_and_a_lost_target_is_cleared_once(tmp_path):
-    """Against scripted controllers: the first hook call names no dead target;
-    when the chosen one stops answering, the next call picks the other and
-    names the lost one; then no more calls while nothing changes."""
+    """Against scripted controllers: the first hook call names no dead target
+    and spreads the switches; when one backup stops answering, the next call
+    names it and its switches move; then no more calls while nothing changes."""
     import argparse
 
     from sdn_ha_mirror.probe import watch
 
-    calls = tmp_path / "calls"
+    calls, assignment, switches = tmp_path / "calls", tmp_path / "assignment", tmp_path / "switches"
+    switches.write_text("\n".join(SWITCHES))
     hook = tmp_path / "hook"
-    hook.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    hook.write_text(f'#!/bin/sh\necho "$@" "|" $(cut -d" " -f2 {assignment} | sort | uniq -c | wc -l) >> {calls}\n')
     hook.chmod(0o755)
 
     async def scenario():
         first, first_port = await serve_forever()
         second, second_port = await serve_forever()
         targets = [Target("127.0.0.1", first_port), Target("127.0.0.1", second_port)]
-        args = argparse.Namespace(timeout=0.3, interval=0.05, rise=2, fall=2, on_change=str(hook))
+        args = argparse.Namespace(
+            timeout=0.3,
+            interval=0.05,
+            rise=2,
+            fall=2,
+            on_change=str(hook),
+            switches=str(switches),
+            assignment=str(assignment),
+        )
         task = asyncio.create_task(watch(args, targets))
         await asyncio.sleep(0.6)
         first.close()
@@ -134,7 +158,9 @@ def test_a_starting_prober_clears_nothing_and_a_lost_target_is_cleared_once(tmp_
 
     first_port, second_port = asyncio.run(scenario())
     lines = calls.read_text().splitlines()
-    assert lines == [f"127.0.0.1:{first_port}", f"127.0.0.1:{second_port} 127.0.0.1:{first_port}"]
+    # Both come up in the same round; then the first dies and every switch goes to the second.
+    assert lines == ["| 2", f"127.0.0.1:{first_port} | 1"]
+    assert set(assignment.read_text().split()[1::2]) == {f"127.0.0.1:{second_port}"}
 
 
 async def serve_forever():

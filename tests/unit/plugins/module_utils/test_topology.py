@@ -1,7 +1,7 @@
 import copy
 
 import pytest
-from ansible_collections.sdn_ha.control_plane.plugins.module_utils.topology import Topology, validate
+from ansible_collections.sdn_ha.control_plane.plugins.module_utils.topology import Topology, fleet_switches, validate
 
 LAB = {
     "segments": {
@@ -140,3 +140,68 @@ def test_nat_mode_needs_every_lb_on_the_sync_segment():
     assert error.endswith("has no address on segment 'sync', where conntrackd syncs in nat mode")
     topo["hosts"]["lb1"]["addresses"]["sync"] = "198.18.4.11/24"
     assert validate(Topology(**{**topo, "mode": "nat"})) == []
+
+
+FLEET = [{"name": "emu", "addresses": "198.18.1.100-198.18.1.163", "datapath_ids": "0x1000"}]
+
+
+def fleet_errors(*entries):
+    return validate(Topology(**{**copy.deepcopy(LAB), "fleet": list(entries)}))
+
+
+def test_a_fleet_expands_to_one_switch_per_address_with_consecutive_datapath_ids():
+    switches = fleet_switches(FLEET)
+    assert len(switches) == 64
+    assert switches[0] == {
+        "name": "emu-1",
+        "address": "198.18.1.100",
+        "datapath_id": "0x1000",
+        "segment": None,
+        "ports": [],
+    }
+    assert switches[-1]["name"] == "emu-64"
+    assert switches[-1]["address"] == "198.18.1.163"
+    assert switches[-1]["datapath_id"] == "0x103f"
+    assert [s["address"] for s in fleet_switches([{**FLEET[0], "addresses": "198.18.1.100/30"}])] == [
+        "198.18.1.101",
+        "198.18.1.102",
+    ]
+    assert fleet_switches([{**FLEET[0], "addresses": ["198.18.1.7", "198.18.1.9"]}])[1]["address"] == "198.18.1.9"
+    assert fleet_errors(*FLEET) == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            {"addresses": ["198.18.1.100", "198.18.2.50"]},
+            "emu-2: sdn_ha_switch_fleet[0].addresses = '198.18.2.50' is outside segment 'switch' (198.18.1.0/24)",
+        ),
+        (
+            {"addresses": "198.18.1.9-198.18.1.11"},
+            "emu-2: sdn_ha_switch_fleet[0].addresses = '198.18.1.10' is already used by sw1",
+        ),
+        ({"addresses": ["198.18.1.1"]}, "emu-1: sdn_ha_switch_fleet[0].addresses = '198.18.1.1' is in sdn_ha_reserved"),
+        ({"addresses": "lots"}, "all: sdn_ha_switch_fleet[0].addresses = 'lots' is not a range, a CIDR or a list"),
+        ({"datapath_ids": "0x0"}, "all: sdn_ha_switch_fleet[0].datapath_ids = '0x0' is not a first datapath id"),
+        ({"datapath_ids": "0x1"}, "sw1: sdn_ha_datapath_id = '0x1' is already used by emu-1"),
+        ({"name": "emu 1"}, "all: sdn_ha_switch_fleet[0].name = 'emu 1' must be a name of letters"),
+        ({"segment": "fleet"}, "segment 'fleet', which is not in sdn_ha_segments"),
+        ({"port": []}, "all: sdn_ha_switch_fleet[0].port = [] is not a fleet key"),
+        ({"ports": [{"name": "p1"}]}, "sdn_ha_switch_fleet[0].ports = [{'name': 'p1'}] must be a list of"),
+    ],
+)
+def test_each_bad_fleet_entry_is_named(entry, message):
+    errors = fleet_errors({**FLEET[0], **entry})
+    assert any(message in error for error in errors), errors
+
+
+def test_two_fleet_entries_may_not_share_addresses_or_datapath_ids():
+    second = {"name": "more", "addresses": "198.18.1.163-198.18.1.170", "datapath_ids": "0x2000"}
+    errors = fleet_errors(FLEET[0], second)
+    assert errors == [
+        "more-1: sdn_ha_switch_fleet[1].addresses = '198.18.1.163' is already used by emu-64 "
+        "(sdn_ha_switch_fleet[0].addresses); every address must be unique"
+    ]
+    errors = fleet_errors(FLEET[0], {**second, "addresses": "198.18.1.200", "datapath_ids": "0x1010"})
+    assert errors == ["more-1: sdn_ha_switch_fleet[1].datapath_ids = '0x1010' is already used by emu-17"]

@@ -114,17 +114,31 @@ def test_prometheus_values_are_summed_over_matching_labels():
     assert prometheus_value("", "anything") == 0.0
 
 
-def test_nat_mode_shows_the_dnat_target_and_haproxy_off_the_path():
+NAT_TABLE = """198.18.1.10 198.18.3.22:6653
+198.18.1.100 198.18.3.23:6653
+198.18.1.101 198.18.3.22:6653
+---
+tcp      6 431999 ESTABLISHED src=198.18.1.10 dst=198.18.2.100 sport=40612 dport=6653 src=198.18.3.22 \
+dst=198.18.1.10 sport=6653 dport=40612 [ASSURED] mark=0 use=1
+tcp      6 431999 ESTABLISHED src=198.18.1.100 dst=198.18.2.100 sport=40001 dport=6653 src=198.18.3.23 \
+dst=198.18.1.100 sport=6653 dport=40001 [ASSURED] mark=0 use=1
+""".replace("\\\n", "")
+
+
+def test_nat_mode_shows_the_map_and_each_backups_sessions_and_haproxy_off_the_path():
     hostvars = {
         "lb1": {
             "ansible_facts": {"all_ipv4_addresses": ["198.18.2.11", "198.18.2.100"]},
-            "status_nat": {"stdout": "198.18.3.21:6653\n1\n"},
+            "status_nat": {"stdout": NAT_TABLE},
             "status_vrrp": {"stdout": "MASTER\n"},
         },
+        "ctl2": {"sdn_ha_addresses": {"control": "198.18.3.22/24"}},
+        "ctl3": {"sdn_ha_addresses": {"control": "198.18.3.23/24"}},
     }
-    view = status_view(hostvars, {"load_balancers": ["lb1"]}, "198.18.2.100", "nat")
-    assert view["nat"] == {"lb1": {"target": "198.18.3.21:6653", "sessions": 1}}
+    groups = {"load_balancers": ["lb1"], "controllers": ["ctl2", "ctl3"]}
+    view = status_view(hostvars, groups, "198.18.2.100", "nat")
+    assert view["nat"] == {"lb1": {"assigned": {"ctl2": 2, "ctl3": 1}, "sessions": {"ctl2": 1, "ctl3": 1}}}
     lines = status_lines(view)
     assert lines[0] == "front VIP 198.18.2.100 held by: lb1 (nat mode)"
-    assert "nat@lb1: DNAT target 198.18.3.21:6653, 1 switch session(s) in the connection table" in lines
+    assert "nat@lb1: switches mapped to ctl2 2, ctl3 1; sessions in the connection table: ctl2 1, ctl3 1" in lines
     assert "haproxy@lb1: off the path (nat mode)" in lines

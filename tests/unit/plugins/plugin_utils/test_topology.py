@@ -3,6 +3,7 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.topology import (
     controller_pool,
     interface_for,
+    switches,
     topology_hosts,
 )
 
@@ -55,3 +56,15 @@ def test_a_missing_address_says_what_the_host_has():
 def test_the_pool_holds_only_backups_by_default():
     assert controller_pool(HOSTVARS, ["ctl1", "ctl2"]) == [{"name": "ctl2", "address": "198.18.3.22"}]
     assert controller_pool(HOSTVARS, ["ctl1", "ctl2"], "master") == [{"name": "ctl1", "address": "198.18.3.21"}]
+
+
+def test_switches_lists_the_ansible_switches_then_the_fleet():
+    fleet = [{"name": "emu", "addresses": "198.18.1.100-198.18.1.101", "datapath_ids": "0x1000"}]
+    result = switches(HOSTVARS, ["sw1"], fleet)
+    assert [(s["name"], s["address"], s["datapath_id"], s["managed"]) for s in result] == [
+        ("sw1", "198.18.1.10", "1", True),
+        ("emu-1", "198.18.1.100", "0x1000", False),
+        ("emu-2", "198.18.1.101", "0x1001", False),
+    ]
+    with pytest.raises(AnsibleFilterError, match="sdn_ha_switch_fleet: datapath_ids = 'x' is not a first datapath id"):
+        switches(HOSTVARS, [], [{**fleet[0], "datapath_ids": "x"}])

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""The pool with the emulated fleet, on the running lab: how the switches
+spread over the backups, and how long the switches of a backup that dies take
+to be served again, NAT mode against proxy mode in the same run.
+
+The lab's 64 emulated switches (lab/emulator.yml) connect to the front VIP.
+Faults, each TRIALS times, alternating the backup that dies:
+
+  stop   Faucet stops on the backup (its TCP stack closes the sessions);
+         timed from the start of `podman exec ... systemctl stop faucet`
+  kill   the backup's container is SIGKILLed (nothing tells the switches);
+         timed from the SIGKILL, sent from this host
+
+For every emulated switch that opens a new session after the fault, the time
+from the fault to the controller's first message on that session (the
+emulator stamps it). In NAT mode the prober drops the dead backup from the
+map and clears its sessions; in proxy mode HAProxy's OpenFlow health check
+marks it down and shuts its sessions (`on-marked-down shutdown-sessions`).
+
+Usage (after `make lab`):  make bench-nat-pool  [TRIALS=5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import sys
+import time
+from collections import Counter
+
+from failover import ROOT, labnet, pid_of, run, wait
+from nat_failover import converge, settle
+
+BACKUPS = {"ctl2": "198.18.3.22", "ctl3": "198.18.3.23"}
+FRONT_VIP = "198.18.2.100"
+SOCKET = "run/sdn-ha-emulator.sock"
+
+
+def emulator(request: dict) -> dict:
+    """Ask the emulator in sw1, through sw1's root directory as this host sees it."""
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(f"/proc/{pid_of('sw1')}/root/{SOCKET}")
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    return {s["address"]: s for s in json.loads(data)["switches"]}
+
+
+def all_connected() -> bool:
+    return all(s["connected"] and s["first_message_at"] for s in emulator({"cmd": "status"}).values())
+
+
+def spread() -> Counter:
+    """NAT mode: the emulated switches' sessions per backup in the active LB's connection table."""
+    fleet, names = set(emulator({"cmd": "status"})), {v: k for k, v in BACKUPS.items()}
+    for lb in ("lb1", "lb2"):
+        table = run("podman", "exec", lb, "conntrack", "-L", "-p", "tcp", "--orig-dst", FRONT_VIP, check=False)
+        pairs = [
+            [f.split()[0] for f in line.split("src=")[1:3]] for line in table.splitlines() if "ESTABLISHED" in line
+        ]
+        counts = Counter(names.get(ctl, ctl) for switch, ctl in pairs if switch in fleet)
+        if counts:
+            return counts
+    return Counter()
+
+
+def trial(fault: str, victim: str) -> list[float]:
+    """One fault; the seconds from it to each moved switch's first controller message."""
+    wait(all_connected, 60, "every emulated switch connected")
+    before = emulator({"cmd": "status"})
+    if fault == "kill":
+        pid = pid_of(victim)
+        start = time.time()
+        os.kill(pid, signal.SIGKILL)
+    else:
+        start = time.time()
+        run("podman", "exec", victim, "systemctl", "stop", "faucet")
+    # Settled: every switch connected and served, and no new session for 3 s.
+    last_change, seen = time.time(), None
+    while time.time() - start < 40:
+        now = emulator({"cmd": "status"})
+        sessions = {a: s["sessions"] for a, s in now.items()}
+        if sessions != seen:
+            last_change, seen = time.time(), sessions
+        if time.time() - last_change > 3 and all(s["connected"] and s["first_message_at"] for s in now.values()):
+            break
+        time.sleep(0.2)
+    moved = [
+        now[a]["first_message_at"] - start
+        for a in now
+        if now[a]["sessions"] > before[a]["sessions"] and now[a]["first_message_at"]
+    ]
+    if fault == "kill":
+        run("podman", "start", victim)
+    else:
+        run("podman", "exec", victim, "systemctl", "start", "faucet")
+    wait(
+        lambda: run("podman", "exec", victim, "systemctl", "is-active", "faucet", check=False) == "active", 90, "Faucet"
+    )
+    time.sleep(5)  # the prober's or HAProxy's rise
+    return moved
+
+
+def describe(values: list[float]) -> str:
+    if not values:
+        return "none moved"
+    return f"{statistics.median(values):.3f} s ({min(values):.3f}-{max(values):.3f})"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=5)
+    args = parser.parse_args()
+    labnet.require()
+    run("ansible-playbook", str(ROOT / "lab" / "emulator.yml"), capture=False)
+    results: dict[tuple[str, str], list[list[float]]] = {}
+    spreads = {}
+    try:
+        for mode in ("proxy", "nat"):
+            converge(mode)
+            settle()
+            if mode == "nat":
+                wait(all_connected, 60, "every emulated switch connected")
+                spreads[mode] = spread()
+            for fault in ("stop", "kill"):
+                for n in range(args.trials):
+                    victim = list(BACKUPS)[n % len(BACKUPS)]
+                    moved = trial(fault, victim)
+                    results.setdefault((mode, fault), []).append(moved)
+                    print(
+                        f"{mode} {fault} {victim}: {len(moved)} moved, {describe(moved)}", file=sys.stderr, flush=True
+                    )
+    finally:
+        converge("proxy")
+    print(f"\nA backup dies: fault -> a moved switch's first controller message; {args.trials} trials per case\n")
+    print("| Mode | Fault | Switches moved per trial | Per-trial median, median (min-max) | Slowest switch, median |")
+    print("|---|---|---|---|---|")
+    for (mode, fault), trials in results.items():
+        medians = [statistics.median(t) for t in trials if t]
+        worst = [max(t) for t in trials if t]
+        counts = "/".join(str(len(t)) for t in trials)
+        print(f"| {mode} | {fault} | {counts} | {describe(medians)} | {describe(worst)} |")
+    for fault in ("stop", "kill"):
+        nat = [statistics.median(t) for t in results.get(("nat", fault), []) if t]
+        proxy = [statistics.median(t) for t in results.get(("proxy", fault), []) if t]
+        if nat and proxy:
+            print(f"{fault}: NAT mode's median {statistics.median(nat) / statistics.median(proxy):.2f}x proxy mode's")
+    for mode, counts in spreads.items():
+        total = sum(counts.values()) or 1
+        print(f"spread in {mode} mode: " + ", ".join(f"{k} {v} ({v / total:.0%})" for k, v in sorted(counts.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""A minimal OpenFlow 1.3 switch emulator: python3 -m sdn_ha_mirror.emulator
+
+Many switch sessions from one process, each from its own source address with
+its own datapath id, as a fleet of real switches would open them:
+
+  emulator run --controller 198.18.2.100:6653 --switches FILE [--control SOCK]
+  emulator ctl --control SOCK status | packet-in N [ADDRESS ...] | echo
+
+FILE is JSON: a list of {"address", "datapath_id"} (the `switches` filter's
+output fits). Each session binds its address (which must be local, or
+IP_FREEBIND is used), says HELLO, and answers what a controller asks before
+and after it declares the datapath up: FEATURES, PORT_DESC and the other
+multipart requests, GET_CONFIG, BARRIER, ECHO and ROLE requests. Writes
+(FLOW_MOD, GROUP_MOD, METER_MOD, PACKET_OUT, ...) are counted, not applied.
+
+Like Open vSwitch, a session that was up waits 1 s before it reconnects, and
+a failed attempt doubles the wait up to --max-backoff. With no message from
+the controller for --inactivity-probe seconds, a session sends an
+ECHO_REQUEST; with no answer for as long again, it drops the connection.
+
+The control socket takes one JSON request a line and answers one JSON line:
+  {"cmd": "status"}                                   every session's state
+  {"cmd": "packet_in", "count": N, "addresses": [...]} N PACKET_INs from new
+                                                      MACs on each session
+  {"cmd": "echo"}                                     an ECHO_REQUEST on each
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import struct
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .openflow import OFPT, Framer, FramingError, pack
+
+OFP13 = 0x04
+IP_FREEBIND = 15  # Linux; Python 3.11's socket module has no constant
+OFPMP_DESC, OFPMP_PORT_DESC = 0, 13
+PORT = struct.Struct("!I4x6s2x16sIIIIIIII")  # ofp_port, 64 bytes
+OFPPS_LIVE = 4
+WRITES = {OFPT.FLOW_MOD, OFPT.GROUP_MOD, OFPT.METER_MOD, OFPT.PACKET_OUT, OFPT.PORT_MOD, OFPT.TABLE_MOD}
+
+
+def features_reply(xid: int, dpid: int) -> bytes:
+    # datapath_id, n_buffers, n_tables, auxiliary_id, pad, capabilities, reserved
+    return pack(OFP13, OFPT.FEATURES_REPLY, xid, struct.pack("!QIBB2xII", dpid, 0, 254, 0, 0x4F, 0))
+
+
+def port_desc(dpid: int, ports: int) -> bytes:
+    body = b""
+    for number in range(1, ports + 1):
+        mac = struct.pack("!HI", 0x0E00 | (number & 0xFF), dpid & 0xFFFFFFFF)
+        name = f"p{number}".encode()
+        body += PORT.pack(number, mac, name, 0, OFPPS_LIVE, 0x2820, 0, 0, 0, 10_000_000, 10_000_000)
+    return body
+
+
+def multipart_reply(xid: int, kind: int, dpid: int, ports: int) -> bytes:
+    """An answer to any multipart request: DESC and PORT_DESC filled in, the
+    statistics kinds empty (a switch with no flows, groups or meters)."""
+    if kind == OFPMP_DESC:
+        texts = (b"sdn_ha", b"emulator", b"1", f"{dpid:016x}".encode(), b"emulated switch")
+        body = b"".join(t.ljust(size, b"\0") for t, size in zip(texts, (256, 256, 256, 32, 256), strict=True))
+    elif kind == OFPMP_PORT_DESC:
+        body = port_desc(dpid, ports)
+    else:
+        body = b""
+    return pack(OFP13, OFPT.MULTIPART_REPLY, xid, struct.pack("!HH4x", kind, 0) + body)
+
+
+def packet_in(in_port: int, source_mac: bytes) -> bytes:
+    """A table-miss PACKET_IN carrying an Ethernet frame from `source_mac`."""
+    frame = b"\xff" * 6 + source_mac + b"\x88\xb5" + bytes(46)  # broadcast, local experimental type
+    oxm = struct.pack("!II", 0x80000004, in_port)  # OXM_OF_IN_PORT
+    match = struct.pack("!HH", 1, 4 + len(oxm)) + oxm + bytes(4)  # ofp_match, padded to 8 bytes
+    body = struct.pack("!IHBBQ", 0xFFFFFFFF, len(frame), 0, 0, 0) + match + bytes(2) + frame
+    return pack(OFP13, OFPT.PACKET_IN, 0, body)
+
+
+def answer(message, dpid: int, ports: int) -> bytes | None:
+    """What the switch answers to a controller's message, if anything."""
+    kind, xid, body = message.type, message.xid, message.body
+    if kind == OFPT.FEATURES_REQUEST:
+        return features_reply(xid, dpid)
+    if kind == OFPT.ECHO_REQUEST:
+        return pack(OFP13, OFPT.ECHO_REPLY, xid, body)
+    if kind == OFPT.BARRIER_REQUEST:
+        return pack(OFP13, OFPT.BARRIER_REPLY, xid)
+    if kind == OFPT.GET_CONFIG_REQUEST:
+        return pack(OFP13, OFPT.GET_CONFIG_REPLY, xid, struct.pack("!HH", 0, 0xFFFF))
+    if kind == OFPT.ROLE_REQUEST:
+        return pack(OFP13, OFPT.ROLE_REPLY, xid, body[:16])
+    if kind == OFPT.GET_ASYNC_REQUEST:
+        return pack(OFP13, OFPT.GET_ASYNC_REPLY, xid, bytes(24))
+    if kind == OFPT.MULTIPART_REQUEST and len(body) >= 2:
+        return multipart_reply(xid, struct.unpack_from("!H", body)[0], dpid, ports)
+    return None
+
+
+@dataclass
+class Switch:
+    address: str
+    datapath_id: int
+    ports: int = 1
+    writer: asyncio.StreamWriter | None = None
+    local_port: int | None = None
+    connected_at: float | None = None
+    sessions: int = 0  # sessions ever established
+    received: Counter = field(default_factory=Counter)
+    sent_packet_ins: int = 0
+    writes: int = 0
+    last_error: str | None = None
+    next_mac: int = 0
+    first_message_at: float | None = None  # wall clock: the controller's first message on this session
+
+    def status(self) -> dict:
+        return {
+            "address": self.address,
+            "datapath_id": hex(self.datapath_id),
+            "connected": self.writer is not None,
+            "local_port": self.local_port,
+            "age": round(time.monotonic() - self.connected_at, 3) if self.connected_at else None,
+            "sessions": self.sessions,
+            "received": {OFPT(k).name if k in OFPT._value2member_map_ else str(k): v for k, v in self.received.items()},
+            "packet_ins": self.sent_packet_ins,
+            "writes": self.writes,
+            "first_message_at": self.first_message_at,
+            "last_error": self.last_error,
+        }
+
+    def send(self, data: bytes) -> bool:
+        if self.writer is None or self.writer.is_closing():
+            return False
+        self.writer.write(data)
+        return True
+
+    def packet_ins(self, count: int) -> int:
+        sent = 0
+        for _ in range(count):
+            self.next_mac += 1
+            mac = struct.pack("!HI", 0x0200 | (self.datapath_id & 0xFF), self.next_mac & 0xFFFFFFFF)
+            if not self.send(packet_in(1, mac)):
+                break
+            sent += 1
+        self.sent_packet_ins += sent
+        return sent
+
+
+class Emulator:
+    def __init__(self, controller: tuple[str, int], switches: list[Switch], args: argparse.Namespace):
+        self.controller = controller
+        self.switches = {s.address: s for s in switches}
+        self.args = args
+
+    async def connect(self, switch: Switch) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        try:
+            sock.bind((switch.address, 0))
+            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, self.controller), 1.0)
+        except BaseException:
+            sock.close()
+            raise
+        return await asyncio.open_connection(sock=sock)
+
+    async def session(self, switch: Switch, reader, writer) -> None:
+        framer, probe = Framer(), self.args.inactivity_probe
+        switch.writer, switch.local_port = writer, writer.get_extra_info("sockname")[1]
+        switch.connected_at, switch.sessions = time.monotonic(), switch.sessions + 1
+        switch.first_message_at = None
+        writer.write(pack(OFP13, OFPT.HELLO, 0))
+        echo_sent = False
+        while True:
+            try:
+                data = await asyncio.wait_for(reader.read(65536), probe)
+            except TimeoutError:
+                if echo_sent:
+                    raise ConnectionError(f"no answer to the inactivity probe within {probe} s") from None
+                writer.write(pack(OFP13, OFPT.ECHO_REQUEST, 0xE0E0E0E0))
+                echo_sent = True
+                continue
+            if not data:
+                raise ConnectionError("closed by the controller")
+            echo_sent = False
+            if switch.first_message_at is None:
+                switch.first_message_at = time.time()
+            for message in framer.feed(data):
+                switch.received[message.type] += 1
+                if message.type in WRITES:
+                    switch.writes += 1
+                elif (reply := answer(message, switch.datapath_id, switch.ports)) is not None:
+                    writer.write(reply)
+            await writer.drain()
+
+    async def run_switch(self, switch: Switch) -> None:
+        backoff = 1.0
+        while True:
+            writer = None
+            try:
+                reader, writer = await self.connect(switch)
+                backoff = 1.0
+                await self.session(switch, reader, writer)
+            except (OSError, ConnectionError, FramingError, TimeoutError) as exc:
+                switch.last_error = str(exc) or type(exc).__name__
+            finally:
+                if writer is not None:
+                    writer.close()
+                    with contextlib.suppress(Exception):
+                        await writer.wait_closed()
+                was_up, switch.writer, switch.connected_at = switch.writer is not None, None, None
+            # Open vSwitch: 1 s after an established session drops, then doubling.
+            await asyncio.sleep(1.0 if was_up else backoff)
+            if not was_up:
+                backoff = min(backoff * 2, self.args.max_backoff)
+
+    def control(self, request: dict) -> dict:
+        cmd = request.get("cmd")
+        chosen = [self.switches[a] for a in request.get("addresses") or self.switches if a in self.switches]
+        if cmd == "status":
+            return {"switches": [s.status() for s in self.switches.values()]}
+        if cmd == "packet_in":
+            return {"sent": {s.address: s.packet_ins(int(request.get("count", 1))) for s in chosen}}
+        if cmd == "echo":
+            return {"sent": {s.address: s.send(pack(OFP13, OFPT.ECHO_REQUEST, 0xE1E1E1E1)) for s in chosen}}
+        return {"error": f"unknown command {cmd!r}; known: status, packet_in, echo"}
+
+    async def serve_control(self, reader, writer) -> None:
+        try:
+            while line := await reader.readline():
+                try:
+                    reply = self.control(json.loads(line))
+                except (ValueError, TypeError, AttributeError) as exc:
+                    reply = {"error": str(exc)}
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        finally:
+            writer.close()
+
+    async def run(self) -> None:
+        if self.args.control:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.args.control)
+            await asyncio.start_unix_server(self.serve_control, self.args.control)
+        await asyncio.gather(*(self.run_switch(s) for s in self.switches.values()))
+
+
+def ctl(path: str, request: dict) -> dict:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.connect(path)
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sdn_ha_mirror.emulator", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the emulated switches")
+    run.add_argument("--controller", required=True, help="HOST:PORT, the front VIP")
+    run.add_argument("--switches", required=True, help="JSON file: [{address, datapath_id}, ...]")
+    run.add_argument("--control", help="UNIX socket for status and commands")
+    run.add_argument("--ports", type=int, default=1, help="ports per switch, numbered from 1")
+    run.add_argument("--inactivity-probe", type=float, default=5.0, help="seconds, as OVS's inactivity_probe")
+    run.add_argument("--max-backoff", type=float, default=8.0, help="seconds, as OVS's max_backoff")
+    control = sub.add_parser("ctl", help="ask a running emulator")
+    control.add_argument("--control", required=True)
+    control.add_argument("request", nargs="+", help="status | packet-in N [ADDRESS ...] | echo")
+    args = parser.parse_args(argv)
+    if args.command == "ctl":
+        cmd, *rest = args.request
+        request: dict = {"cmd": cmd.replace("-", "_")}
+        if cmd == "packet-in":
+            request.update(count=int(rest[0]), addresses=rest[1:])
+        print(json.dumps(ctl(args.control, request), indent=1))
+        return 0
+    host, _, port = args.controller.rpartition(":")
+    with open(args.switches) as handle:
+        spec = json.load(handle)
+    switches = [Switch(s["address"], int(str(s["datapath_id"]), 0), args.ports) for s in spec]
+    asyncio.run(Emulator((host, int(port)), switches, args).run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
