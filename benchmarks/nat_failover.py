@@ -147,7 +147,14 @@ def trial(case: str) -> tuple[float, bool]:
         mapped = run("podman", "exec", standby, "cat", "/run/sdn_ha-nat/assignment")
         own = next(line.split()[1].rsplit(":", 1)[0] for line in mapped.splitlines() if line.startswith(f"{SWITCH} "))
         other = next(b for b in BACKUPS if b != own)
-        run("podman", "exec", standby, "nft", f"add element ip sdn_ha_nat target {{ {SWITCH} : {other} }}")
+        run(
+            "podman",
+            "exec",
+            standby,
+            "nft",
+            f"delete element ip sdn_ha_nat target {{ {SWITCH} }}; "
+            f"add element ip sdn_ha_nat target {{ {SWITCH} : {other} }}",
+        )
     emulator = subprocess.Popen(
         in_netns("sw1", sys.executable, __file__, "--emulate", "9"), text=True, stdout=subprocess.PIPE
     )

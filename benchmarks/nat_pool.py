@@ -32,7 +32,7 @@ import sys
 import time
 from collections import Counter
 
-from failover import ROOT, labnet, pid_of, run, wait
+from failover import ROOT, active_lb, labnet, pid_of, run, wait
 from nat_failover import converge, settle
 
 BACKUPS = {"ctl2": "198.18.3.22", "ctl3": "198.18.3.23"}
@@ -61,15 +61,10 @@ def all_connected() -> bool:
 def spread() -> Counter:
     """NAT mode: the emulated switches' sessions per backup in the active LB's connection table."""
     fleet, names = set(emulator({"cmd": "status"})), {v: k for k, v in BACKUPS.items()}
-    for lb in ("lb1", "lb2"):
-        table = run("podman", "exec", lb, "conntrack", "-L", "-p", "tcp", "--orig-dst", FRONT_VIP, check=False)
-        pairs = [
-            [f.split()[0] for f in line.split("src=")[1:3]] for line in table.splitlines() if "ESTABLISHED" in line
-        ]
-        counts = Counter(names.get(ctl, ctl) for switch, ctl in pairs if switch in fleet)
-        if counts:
-            return counts
-    return Counter()
+    table = run("podman", "exec", active_lb(), "conntrack", "-L", "-p", "tcp", "--orig-dst", FRONT_VIP, check=False)
+    rows = [line for line in table.splitlines() if "ESTABLISHED" in line]
+    pairs = [[f.split()[0] for f in row.split("src=")[1:3]] for row in rows]
+    return Counter(names.get(ctl, ctl) for switch, ctl in pairs if switch in fleet)
 
 
 def trial(fault: str, victim: str) -> list[float]:

@@ -16,6 +16,7 @@ except ImportError:  # pragma: no cover - reported by the module
 CONTROLLER_ROLES = ("master", "backup")
 MODES = ("proxy", "nat")
 FLEET_KEYS = ("name", "addresses", "datapath_ids", "segment", "ports")
+MAX_FLEET_ENTRY = 65536
 
 
 class FleetError(ValueError):
@@ -36,10 +37,16 @@ def _fleet_addresses(value) -> list:
         text = str(value).replace(" ", "")
         if "-" in text:
             first, last = text.split("-", 1)
-            return list(netaddr.IPRange(first, last))
-        if "/" in text:
-            return list(netaddr.IPNetwork(text).iter_hosts())
-        return [netaddr.IPAddress(text)]
+            span = netaddr.IPRange(first, last)
+        elif "/" in text:
+            span = netaddr.IPNetwork(text)
+        else:
+            return [netaddr.IPAddress(text)]
+        if span.size > MAX_FLEET_ENTRY:
+            raise FleetError("addresses", value, f"holds {span.size} addresses; one entry may hold {MAX_FLEET_ENTRY}")
+        return list(span.iter_hosts() if isinstance(span, netaddr.IPNetwork) else span)
+    except FleetError:
+        raise
     except (netaddr.AddrFormatError, ValueError, TypeError) as exc:
         raise FleetError(
             "addresses",
@@ -305,6 +312,7 @@ class Checker:
         inside its segment and owned by no one else, each datapath id is
         unique. Returns datapath id -> switch name, for check_switches."""
         seen: dict[int, str] = {}
+        names = {h for h, s in self.topo.hosts.items() if "switches" in (s.get("groups") or [])}
         for index, entry in enumerate(self.topo.fleet or []):
             variable = f"sdn_ha_switch_fleet[{index}]"
             try:
@@ -313,6 +321,16 @@ class Checker:
                 self.error("all", f"{variable}.{exc.key}" if exc.key else variable, exc.value, exc.problem)
                 continue
             segment = entry.get("segment") or self.topo.switch_segment
+            if names & {s["name"] for s in switches}:
+                clash = sorted(names & {s["name"] for s in switches})
+                self.error(
+                    "all",
+                    f"{variable}.name",
+                    entry["name"],
+                    f"makes switch names already in use ({', '.join(clash[:3])}); Faucet needs one name a switch",
+                )
+                continue
+            names |= {s["name"] for s in switches}
             for switch in switches:
                 name, address, dpid = switch["name"], switch["address"], int(switch["datapath_id"], 16)
                 ip = netaddr.IPAddress(address)
@@ -368,6 +386,14 @@ class Checker:
             return
         if self.topo.mode != "nat":
             return
+        controllers = [s for s in self.topo.hosts.values() if "controllers" in (s.get("groups") or [])]
+        if controllers and not any(s.get("controller_role") == "backup" for s in controllers):
+            self.error(
+                "controllers",
+                "sdn_ha_controller_role",
+                "no backup",
+                "is what the pool has; nat mode spreads the switches over the backups, never over the master",
+            )
         # conntrackd keeps the LBs' NAT state in step over the sync segment.
         for host, spec in self.topo.hosts.items():
             if "load_balancers" in (spec.get("groups") or []) and self.topo.sync_segment not in (

@@ -78,7 +78,7 @@ def switches(hostvars: Mapping, hosts: Iterable[str], fleet: list | None = None,
         hv = hostvars[name]
         addresses = hv.get("sdn_ha_addresses") or {}
         if len(addresses) != 1 and segment not in addresses:
-            raise AnsibleFilterError(f"{name}: sdn_ha_addresses has several addresses and none on {segment!r}")
+            raise AnsibleFilterError(f"{name}: sdn_ha_addresses has {len(addresses)} addresses, none on {segment!r}")
         address = addresses.get(segment) or next(iter(addresses.values()), None)
         result.append(
             {

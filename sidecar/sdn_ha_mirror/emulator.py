@@ -44,6 +44,9 @@ from .openflow import OFPT, Framer, FramingError, pack
 OFP13 = 0x04
 IP_FREEBIND = 15  # Linux; Python 3.11's socket module has no constant
 OFPMP_DESC, OFPMP_PORT_DESC = 0, 13
+# Statistics kinds whose reply has a fixed body even with nothing to count.
+FIXED_BODIES = {2: 24, 8: 40}  # AGGREGATE (packet, byte, flow counts), GROUP_FEATURES
+MAX_PORTS = 1000  # PORT_DESC in one reply: 16 + 64 bytes a port, under 64 KiB
 PORT = struct.Struct("!I4x6s2x16sIIIIIIII")  # ofp_port, 64 bytes
 OFPPS_LIVE = 4
 WRITES = {OFPT.FLOW_MOD, OFPT.GROUP_MOD, OFPT.METER_MOD, OFPT.PACKET_OUT, OFPT.PORT_MOD, OFPT.TABLE_MOD}
@@ -72,7 +75,7 @@ def multipart_reply(xid: int, kind: int, dpid: int, ports: int) -> bytes:
     elif kind == OFPMP_PORT_DESC:
         body = port_desc(dpid, ports)
     else:
-        body = b""
+        body = bytes(FIXED_BODIES.get(kind, 0))
     return pack(OFP13, OFPT.MULTIPART_REPLY, xid, struct.pack("!HH4x", kind, 0) + body)
 
 
@@ -274,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--controller", required=True, help="HOST:PORT, the front VIP")
     run.add_argument("--switches", required=True, help="JSON file: [{address, datapath_id}, ...]")
     run.add_argument("--control", help="UNIX socket for status and commands")
-    run.add_argument("--ports", type=int, default=1, help="ports per switch, numbered from 1")
+    run.add_argument("--ports", type=int, default=1, help=f"ports per switch, numbered from 1 (at most {MAX_PORTS})")
     run.add_argument("--inactivity-probe", type=float, default=5.0, help="seconds, as OVS's inactivity_probe")
     run.add_argument("--max-backoff", type=float, default=8.0, help="seconds, as OVS's max_backoff")
     control = sub.add_parser("ctl", help="ask a running emulator")
@@ -288,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
             request.update(count=int(rest[0]), addresses=rest[1:])
         print(json.dumps(ctl(args.control, request), indent=1))
         return 0
+    if not 1 <= args.ports <= MAX_PORTS:
+        parser.error(f"--ports must be 1-{MAX_PORTS}: PORT_DESC must fit one OpenFlow message")
     host, _, port = args.controller.rpartition(":")
     with open(args.switches) as handle:
         spec = json.load(handle)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -122,13 +123,24 @@ def file_stamp(path: str | None) -> tuple | None:
 
 
 def read_switches(path: str | None) -> list[str]:
+    """The switches' IPv4 addresses, one a line ('#' starts a comment); a
+    line that is not one is logged and skipped, so it cannot spoil the map."""
     if not path:
         return []
+    switches = []
     try:
         with open(path) as handle:
-            return [line.split("#")[0].strip() for line in handle if line.split("#")[0].strip()]
+            for line in handle:
+                text = line.split("#")[0].strip()
+                if not text:
+                    continue
+                try:
+                    switches.append(str(ipaddress.IPv4Address(text)))
+                except ValueError:
+                    log.error("%s: %r is not an IPv4 address; skipped", path, text)
     except FileNotFoundError:
         return []
+    return switches
 
 
 async def probe_all(targets: list[Target], timeout: float, rise: int, fall: int) -> None:
@@ -144,12 +156,14 @@ async def watch(args: argparse.Namespace, backups: list[Target], last_resort: Ta
     targets = backups + ([last_resort] if last_resort else [])
     switches, switches_seen = [], None
     applied: dict[str, str] | None = None  # until a target answers, the map keeps what it had
+    rounds = 0
     was_healthy = {t.address: False for t in targets}
     dead: dict[str, Target] = {}
     while True:
         started = time.monotonic()
-        if (stamp := file_stamp(args.switches)) != switches_seen:  # the list changed: read it again
-            switches, switches_seen = read_switches(args.switches), stamp
+        stamp = file_stamp(args.switches)
+        if stamp != switches_seen and (stamp is not None or not switches):  # changed: read it again
+            switches, switches_seen = read_switches(args.switches), stamp  # (a vanished file keeps the last list)
         await probe_all(targets, args.timeout, args.rise, args.fall)
         for t in targets:
             if was_healthy[t.address] and not t.healthy:
@@ -157,7 +171,12 @@ async def watch(args: argparse.Namespace, backups: list[Target], last_resort: Ta
             elif t.healthy:
                 dead.pop(t.address, None)
             was_healthy[t.address] = t.healthy
-        assignment = assign(switches, backups, last_resort)
+        rounds += 1
+        # The master only once the backups had their chance to rise.
+        assignment = assign(switches, backups, last_resort if rounds > args.rise else None)
+        back_from_master = last_resort and applied and last_resort.address in applied.values()
+        if back_from_master and last_resort.address not in assignment.values():
+            dead[last_resort.address] = last_resort  # back to the backups: end the master's sessions
         nothing_yet = applied is None and not any(t.healthy for t in targets)
         if not nothing_yet and (assignment != applied or dead):
             states = ", ".join(f"{t.address} {'up' if t.healthy else 'down: ' + str(t.reason)}" for t in targets)

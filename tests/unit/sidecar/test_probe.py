@@ -172,3 +172,12 @@ async def serve_forever():
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
+
+
+def test_the_switch_list_skips_what_is_not_an_ipv4_address(tmp_path):
+    from sdn_ha_mirror.probe import read_switches
+
+    switches = tmp_path / "switches"
+    switches.write_text("198.18.1.10\n2001:db8::1\n# comment\n\nnot-an-address\n198.18.1.100 # emu-1\n")
+    assert read_switches(str(switches)) == ["198.18.1.10", "198.18.1.100"]
+    assert read_switches(str(tmp_path / "missing")) == []

@@ -205,3 +205,33 @@ def test_two_fleet_entries_may_not_share_addresses_or_datapath_ids():
     ]
     errors = fleet_errors(FLEET[0], {**second, "addresses": "198.18.1.200", "datapath_ids": "0x1010"})
     assert errors == ["more-1: sdn_ha_switch_fleet[1].datapath_ids = '0x1010' is already used by emu-17"]
+
+
+def test_fleet_names_may_not_repeat_or_clash_with_an_ansible_switch():
+    errors = fleet_errors(FLEET[0], {**FLEET[0], "addresses": "198.18.1.200", "datapath_ids": "0x2000"})
+    assert errors == [
+        "all: sdn_ha_switch_fleet[1].name = 'emu' makes switch names already in use (emu-1); "
+        "Faucet needs one name a switch"
+    ]
+    data = copy.deepcopy(LAB)
+    data["hosts"]["emu-1"] = data["hosts"].pop("sw1")
+    (error,) = validate(Topology(**{**data, "fleet": FLEET}))
+    assert error.startswith("all: sdn_ha_switch_fleet[0].name = 'emu' makes switch names already in use (emu-1)")
+
+
+def test_a_huge_fleet_entry_is_refused_before_it_is_expanded():
+    (error,) = fleet_errors({**FLEET[0], "addresses": "10.0.0.0/8"})
+    assert error == (
+        "all: sdn_ha_switch_fleet[0].addresses = '10.0.0.0/8' holds 16777216 addresses; one entry may hold 65536"
+    )
+
+
+def test_nat_mode_needs_a_backup_controller():
+    data = copy.deepcopy(LAB)
+    data["hosts"]["lb1"]["addresses"]["sync"] = "198.18.4.11/24"
+    data["hosts"]["ctl2"]["controller_role"] = "master"
+    data["hosts"]["ctl1"]["controller_role"] = "backup"
+    assert validate(Topology(**{**data, "mode": "nat"})) == []
+    data["hosts"]["ctl1"]["groups"] = []
+    errors = validate(Topology(**{**data, "mode": "nat"}))
+    assert "controllers: sdn_ha_controller_role = 'no backup' is what the pool has" in errors[-1]
