@@ -331,11 +331,11 @@ def legacy_cleanup(plan: Plan) -> dict[str, list[str]]:
 # --- entry points -----------------------------------------------------------
 
 
-def check(podman_only: bool = False) -> None:
+def check(podman_only: bool = False, plan: Plan | None = None) -> None:
     """Raise LabNetworkError, naming every problem, unless the lab is safe to talk to."""
     problems = check_podman(podman_pins(), read_podman())
     if not problems and not podman_only:
-        plan = load_plan()
+        plan = plan or load_plan()
         problems = check_network(plan, read_network(plan))
     if problems:
         raise LabNetworkError("the lab's network is not safe to use:\n  - " + "\n  - ".join(problems))
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = load_plan()
         if args.command == "check":
-            check(args.podman_only)
+            check(args.podman_only, plan)
             bridges = ", ".join(f"{s.bridge} {s.gateway}" for s in plan.segments)
             scope = "podman's settings" if args.podman_only else f"every segment through its own bridge ({bridges})"
             print(f"lab network: {scope} as pinned")
