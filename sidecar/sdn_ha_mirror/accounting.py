@@ -1,6 +1,7 @@
 """Per-session counters and the bounded queue toward the master.
 
-Every switch->controller message the sidecar relays is counted exactly once
+Every switch->controller message the mirror sees whole (relayed by the
+sidecar, or reassembled from the kernel's copies) is counted exactly once
 more as mirrored, filtered or dropped, so at all times:
 
     relayed = mirrored + filtered + dropped
@@ -26,6 +27,10 @@ class Counters:
     dropped_bytes: int = 0
     swallowed_messages: int = 0  # master writes that never reach the switch
     unanswered_messages: int = 0  # master requests the cache could not answer in time
+    # Bytes of the switch's stream that were never seen as part of a whole
+    # message (the capture missed them, or picked the stream up mid-flight).
+    # They are outside the identity: nobody knows how many messages they held.
+    unseen_bytes: int = 0
 
     def consistent(self) -> bool:
         return self.relayed_messages == self.mirrored_messages + self.filtered_messages + self.dropped_messages and (
@@ -81,6 +86,18 @@ class MirrorQueue:
         c.mirrored_messages += count
         c.mirrored_bytes += size
         return True
+
+    def discard(self) -> None:
+        """The master is away: what waited for it is dropped, and counted so."""
+        c = self.counters
+        while self._queue:
+            data = self._queue.popleft()
+            _, count = _whole_prefix(data, len(data))
+            c.mirrored_messages -= count
+            c.mirrored_bytes -= len(data)
+            c.dropped_messages += count
+            c.dropped_bytes += len(data)
+        self._bytes = 0
 
     def take(self, max_bytes: int = 1 << 20) -> bytes:
         """Up to max_bytes of whole queued messages, in order, as one write."""

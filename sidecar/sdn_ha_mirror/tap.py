@@ -1,0 +1,122 @@
+"""One switch session seen as two byte streams, whatever delivers them: the
+relay's sockets or the kernel capture.
+
+The switch->controller stream is walked header by header: asynchronous
+messages are counted and queued for the master in runs, replies update the
+switch's view, and every message is counted once as mirrored, filtered or
+dropped. The controller->switch stream is only read for the xids of the
+backup's requests, so that an ERROR answering one counts as a reply.
+
+Bytes that never arrive whole (the capture missed them, or picked the
+stream up mid-flight) are counted as unseen; the scanner then starts again
+at the next message boundary the caller found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from .accounting import MirrorQueue
+from .master import MasterLink, Settings
+from .openflow import ASYNC, OFPT, Message, Route, Scanner, route
+from .shadow import SwitchView
+
+REQUESTS = frozenset(
+    {
+        OFPT.FEATURES_REQUEST,
+        OFPT.GET_CONFIG_REQUEST,
+        OFPT.MULTIPART_REQUEST,
+        OFPT.BARRIER_REQUEST,
+        OFPT.ROLE_REQUEST,
+        OFPT.ECHO_REQUEST,
+        OFPT.QUEUE_GET_CONFIG_REQUEST,
+        OFPT.GET_ASYNC_REQUEST,
+    }
+)
+NOT_REQUESTS = frozenset(range(256)) - REQUESTS
+MIRROR_RUN = frozenset(ASYNC)  # always mirrored: counted and copied as runs
+# The backup's requests whose xids are remembered, at most (a backup that
+# never gets an answer must not grow the set for ever).
+PENDING_LIMIT = 4096
+
+
+class Tap:
+    def __init__(self, settings: Settings, label: str, view: SwitchView | None = None):
+        self.label = label
+        self.queue = MirrorQueue(settings.queue_limit)
+        self.view = view or SwitchView()
+        self.pending_xids: set[int] = set()
+        self.link = MasterLink(settings, self.view, self.queue, label) if settings.master else None
+        self._switch = self._switch_scanner()
+        self._controller = self._controller_scanner()
+        self._task: asyncio.Task | None = None
+
+    def _switch_scanner(self) -> Scanner:
+        return Scanner(MIRROR_RUN, self._mirror_run, self._switch_message)
+
+    def _controller_scanner(self) -> Scanner:
+        return Scanner(NOT_REQUESTS, _ignore_run, self._controller_request)
+
+    @property
+    def counters(self):
+        return self.queue.counters
+
+    @property
+    def master_ready(self) -> asyncio.Event:
+        return self.link.ready if self.link else asyncio.Event()
+
+    def start(self) -> None:
+        """Open the master link once the view is ready (at once if it already is)."""
+        if self.link and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.link.run())
+            self.link.view_changed()
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        if self.link:
+            self.link.close()
+
+    def from_switch(self, data: bytes) -> None:
+        """Bytes of the switch's stream, in order. FramingError: not OpenFlow."""
+        self._switch.feed(data)
+
+    def from_controller(self, data: bytes) -> None:
+        self._controller.feed(data)
+
+    def switch_gap(self, missing: int) -> None:
+        """`missing` bytes of the switch's stream will never arrive: the
+        message cut short before them is lost too, and the stream goes on
+        at a message boundary."""
+        self.queue.counters.unseen_bytes += missing + self._switch.pending
+        self._switch = self._switch_scanner()
+
+    def controller_gap(self) -> None:
+        self._controller = self._controller_scanner()
+
+    def _controller_request(self, message: Message) -> None:
+        if len(self.pending_xids) >= PENDING_LIMIT:
+            self.pending_xids.clear()
+        self.pending_xids.add(message.xid)
+
+    def _deliverable(self) -> bool:
+        return self.link is not None and self.link.deliverable
+
+    def _mirror_run(self, buf: bytes, start: int, end: int, count: int) -> None:
+        # No replay: while the master is away, its copies are dropped.
+        if self.queue.account_run(buf[start:end], count, deliverable=self._deliverable()):
+            self.link.copies_queued()
+
+    def _switch_message(self, message: Message) -> None:
+        self.view.learn(message)
+        decision = route(message, self.pending_xids)
+        if decision is Route.CACHE:
+            self.pending_xids.discard(message.xid)
+            if self.link:
+                self.link.view_changed()
+        if self.queue.account(message, decision, deliverable=self._deliverable()):
+            self.link.copies_queued()
+
+
+def _ignore_run(buf: bytes, start: int, end: int, count: int) -> None:
+    """Replies and asynchronous messages of the primary controller: nothing to note."""
