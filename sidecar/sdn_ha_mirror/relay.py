@@ -30,6 +30,8 @@ __all__ = ["Settings", "SwitchSession", "proxy_v2_header", "start_server"]
 log = logging.getLogger("sdn_ha_mirror")
 
 PROXY_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
 def proxy_v2_header(source: tuple[str, int], destination: tuple[str, int]) -> bytes:
     """A PROXY protocol v2 header for a TCP/IPv4 connection, so HAProxy's
     `balance source` still sees the switch's own address."""
