@@ -1,8 +1,14 @@
-"""The sidecar daemon: python3 -m sdn_ha_mirror --listen VIP:6653 ...
+"""The mirror daemon: python3 -m sdn_ha_mirror --listen VIP:6653 [--capture IFACE] ...
 
-Listens on the front VIP (with IP_FREEBIND, so it also starts on the standby
-LB), relays every switch session to HAProxy on loopback, mirrors to the
-master controller, and serves its counters as Prometheus text on localhost.
+Relay mode (proxy mode today): listens on the front VIP (with IP_FREEBIND,
+so it also starts on the standby LB), relays every switch session to
+HAProxy on loopback and mirrors it to the master controller.
+
+Capture mode (--capture, NAT mode): binds nothing; takes the kernel's
+copies of the sessions to the --listen addresses from the interface, and
+mirrors them to the master while this LB holds the VIP.
+
+Either way it serves its counters as Prometheus text on localhost.
 """
 
 from __future__ import annotations
@@ -16,7 +22,11 @@ import socket
 from dataclasses import fields
 
 from .accounting import Counters
-from .relay import Settings, SwitchSession, start_server
+from .capture import Capture, CaptureStats, open_socket
+from .master import Settings
+from .relay import start_server
+from .sync import PeerSync
+from .tap import Tap
 
 IP_FREEBIND = 15  # Linux; Python 3.11's socket module lacks the constant
 
@@ -41,15 +51,16 @@ class Registry:
 
     def __init__(self) -> None:
         self.ended = Counters()
-        self.live: set[SwitchSession] = set()
+        self.live: set = set()  # relayed sessions or captured flows
         self.sessions_total = 0
+        self.capture: Capture | None = None
 
-    def opened(self, session: SwitchSession) -> None:
+    def opened(self, session) -> None:
         self.live.add(session)
         self.sessions_total += 1
         log.info("switch %s connected (session %d)", session.peer, session.id)
 
-    def closed(self, session: SwitchSession) -> None:
+    def closed(self, session) -> None:
         self.live.discard(session)
         c = session.queue.counters
         self.ended.add(c)
@@ -85,6 +96,15 @@ class Registry:
             "# TYPE sdn_ha_mirror_sessions_opened_total counter",
             f"sdn_ha_mirror_sessions_opened_total {self.sessions_total}",
         ]
+        if self.capture is not None:
+            stats = self.capture.stats
+            for f in fields(CaptureStats):
+                name = f"sdn_ha_mirror_capture_{f.name}_total"
+                lines += [f"# TYPE {name} counter", f"{name} {getattr(stats, f.name)}"]
+            lines += [
+                "# TYPE sdn_ha_mirror_capture_active gauge",
+                f"sdn_ha_mirror_capture_active {int(self.capture.active)}",
+            ]
         # Per live session, labelled by the switch's address and port.
         for f in fields(Counters):
             name = f"sdn_ha_mirror_session_{f.name}_total"
@@ -128,12 +148,52 @@ async def serve(args: argparse.Namespace) -> None:
         finally:
             writer.close()
 
-    servers = [
-        await start_server(settings, registry.opened, registry.closed, sock=listening_socket(*listen))
-        for listen in args.listen
-    ]
+    servers, tasks = [], []
+    if args.capture:
+        vips = {host for host, _ in args.listen}
+        if len(vips) != 1:
+            raise SystemExit("--capture takes the sessions of one VIP: give --listen the same address each time")
+        vip, ports = vips.pop(), [port for _, port in args.listen]
+        sync = PeerSync(args.sync_listen, args.sync_peer) if args.sync_peer else None
+
+        def new_tap(peer: tuple[str, int], mid_flight: bool) -> Tap:
+            label = f"{peer[0]}:{peer[1]}"
+            view = sync.view_for(label) if sync else None
+            if mid_flight and view is None:
+                log.info("switch %s: picked up mid-flight with no view from the peer; no shadow session", label)
+            return Tap(settings, label, view if mid_flight else None)
+
+        def closed(flow) -> None:
+            registry.closed(flow)
+            if sync:
+                sync.session_ended(flow.tap.label)
+
+        capture = Capture(
+            open_socket(args.capture, vip, ports, args.capture_buffer),
+            vip,
+            ports,
+            new_tap,
+            registry.opened,
+            closed,
+            idle_timeout=args.idle_timeout,
+        )
+        if sync:
+            servers.append(await sync.serve())
+            tasks.append(
+                asyncio.get_running_loop().create_task(
+                    sync.push(lambda: [(f.tap.label, f.tap.view) for f in capture.flows.values()])
+                )
+            )
+        registry.capture = capture
+        tasks.append(asyncio.get_running_loop().create_task(capture.run()))
+        log.info("capturing %s on %s, master %s", args.listen, args.capture, args.master)
+    else:
+        servers = [
+            await start_server(settings, registry.opened, registry.closed, sock=listening_socket(*listen))
+            for listen in args.listen
+        ]
+        log.info("listening on %s, primary %s, master %s", args.listen, args.primary, args.master)
     servers.append(await asyncio.start_server(on_metrics, *args.metrics))
-    log.info("listening on %s, primary %s, master %s", args.listen, args.primary, args.master)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -141,6 +201,8 @@ async def serve(args: argparse.Namespace) -> None:
     await stop.wait()
     for server in servers:
         server.close()
+    for task in tasks:
+        task.cancel()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -151,6 +213,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queue-limit", type=int, default=1 << 20, help="bytes of copies held per session")
     parser.add_argument("--hold-timeout", type=float, default=5.0, help="seconds a master request waits for the cache")
     parser.add_argument("--switch-timeout", type=float, default=15.0, help="seconds before a silent switch is gone")
+    parser.add_argument("--capture", metavar="IFACE", help="take kernel copies from IFACE instead of relaying")
+    parser.add_argument("--capture-buffer", type=int, default=8 << 20, help="bytes of copies the kernel holds")
+    parser.add_argument(
+        "--idle-timeout", type=float, default=60.0, help="seconds before a silent captured session ends"
+    )
+    parser.add_argument("--sync-listen", type=address, help="where the peer LB sends its views, HOST:PORT")
+    parser.add_argument("--sync-peer", type=address, help="the peer LB's --sync-listen, HOST:PORT")
     parser.add_argument("--metrics", type=address, default=("127.0.0.1", 9310))
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)

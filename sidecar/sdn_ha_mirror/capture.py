@@ -356,7 +356,7 @@ class Capture:
         sock: socket.socket,
         vip: str,
         ports: list[int],
-        new_tap: Callable[[tuple[str, int]], object],
+        new_tap: Callable[[tuple[str, int], bool], object],
         on_open: Callable[[Flow], None] | None = None,
         on_close: Callable[[Flow], None] | None = None,
         idle_timeout: float = 60.0,
@@ -400,14 +400,14 @@ class Capture:
                 if flow.isn == segment.seq:
                     return  # the SYN again
                 self.end(flow, "a new session from the same address and port")
-            flow = self.open(segment.switch)
+            flow = self.open(segment.switch, mid_flight=False)
             flow.isn = segment.seq
             flow.switch.syn(segment.seq)
             return
         if flow is None:
             if flags & (RST | FIN):
                 return
-            flow = self.open(segment.switch)
+            flow = self.open(segment.switch, mid_flight=True)
         flow.last_seen = now
         stream = flow.switch if segment.from_switch else flow.controller
         if flags & SYN:
@@ -417,9 +417,11 @@ class Capture:
         if flags & (RST | FIN):
             self.end(flow, "reset" if flags & RST else "closed")
 
-    def open(self, key: tuple[bytes, int]) -> Flow:
+    def open(self, key: tuple[bytes, int], mid_flight: bool) -> Flow:
+        """A session starts (its SYN), or one already running shows up (this
+        LB just took the VIP, or the capture restarted)."""
         peer = (socket.inet_ntoa(key[0]), key[1])
-        flow = Flow(next(self._ids), key, peer, self.new_tap(peer))
+        flow = Flow(next(self._ids), key, peer, self.new_tap(peer, mid_flight))
         self.flows[key] = flow
         flow.tap.start()
         if self.on_open:

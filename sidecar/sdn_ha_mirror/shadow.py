@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from .openflow import HEADER_LEN, OFPT, Message, multipart_type, pack
 
@@ -36,22 +37,35 @@ def with_xid(data: bytes, xid: int) -> bytes:
 class SwitchView:
     """The latest reply of each kind the switch sent on the primary session."""
 
+    # The multipart kinds that describe the switch rather than its counters
+    # (DESC, GROUP_FEATURES, METER_FEATURES, TABLE_FEATURES, PORT_DESC): what
+    # the view shares with the peer LB.
+    SHARED_MULTIPART: ClassVar[frozenset[int]] = frozenset({0, 8, 11, 12, 13})
+
     version: int = 0
     features: bytes | None = None
     config: bytes | None = None
     multipart: dict[int, bytes] = field(default_factory=dict)
+    generation: int = 0  # bumped whenever a shared part changes
 
     def learn(self, message: Message) -> None:
         """Keep a switch->controller reply; the primary session negotiated the version."""
         if message.type == OFPT.HELLO and not self.version:
             self.version = message.version
+            self.generation += 1
         elif message.type == OFPT.FEATURES_REPLY:
-            self.features = message.data
+            if message.data != self.features:
+                self.features = message.data
+                self.generation += 1
         elif message.type == OFPT.GET_CONFIG_REPLY:
-            self.config = message.data
+            if message.data != self.config:
+                self.config = message.data
+                self.generation += 1
         elif message.type == OFPT.MULTIPART_REPLY:
             kind = multipart_type(message)
             if kind is not None:
+                if kind in self.SHARED_MULTIPART and self.multipart.get(kind) != message.data:
+                    self.generation += 1
                 self.multipart[kind] = message.data
 
     @property

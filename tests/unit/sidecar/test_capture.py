@@ -17,6 +17,7 @@ from sdn_ha_mirror.capture import (
 )
 from sdn_ha_mirror.master import Settings
 from sdn_ha_mirror.openflow import OFPT, Framer, pack
+from sdn_ha_mirror.shadow import SwitchView
 from sdn_ha_mirror.tap import Tap
 
 VIP = "127.0.0.2"
@@ -170,16 +171,21 @@ def free_port():
         return s.getsockname()[1]
 
 
-async def capture_lab(packet_ins, start_capture_late=False):
+async def capture_lab(packet_ins, late=False):
     port = free_port()
     sock = packet_socket(port)
     backup, master = Backup(), Master()
     backup_server = await asyncio.start_server(backup.handle, VIP, port)
     master_server = await asyncio.start_server(master.handle, "127.0.0.1", 0)
     settings = Settings(master=master_server.sockets[0].getsockname()[:2])
-    flows = []
-    capture = Capture(sock, VIP, [port], lambda peer: Tap(settings, str(peer)), on_open=flows.append)
-    capture.is_active = lambda: True
+    flows, active, views = [], [not late], {}
+
+    def new_tap(peer, mid_flight):
+        # stands in for the view sync: the view the other LB learned
+        return Tap(settings, str(peer), views.get(peer) if mid_flight else None)
+
+    capture = Capture(sock, VIP, [port], new_tap, on_open=flows.append)
+    capture.is_active = lambda: active[0]
     runner = asyncio.get_running_loop().create_task(capture.run())
     try:
         reader, writer = await asyncio.open_connection(VIP, port)
@@ -190,6 +196,20 @@ async def capture_lab(packet_ins, start_capture_late=False):
         writer.write(pack(4, OFPT.FEATURES_REPLY, 100, bytes.fromhex("0000000000000001") + bytes(16)))
         writer.write(pack(4, OFPT.MULTIPART_REPLY, 101, PORT_DESC + bytes(64)))
         await writer.drain()
+        if late:
+            await asyncio.sleep(0.3)
+            assert not flows  # the LB is standby: nothing captured
+            view = SwitchView()
+            for m in Framer().feed(bytes(backup.received)):
+                view.learn(m)
+            views[writer.get_extra_info("sockname")[:2]] = view
+            # The LB takes the VIP over in the middle of a message: its head went by before.
+            writer.write(packet_in(999)[:40])
+            await writer.drain()
+            await asyncio.sleep(0.2)
+            active[0] = True
+            await asyncio.sleep(0.2)
+            writer.write(packet_in(999)[40:])
         await until(lambda: flows and flows[0].master_ready.is_set())
         for n in range(packet_ins):
             writer.write(packet_in(n))
@@ -217,3 +237,13 @@ def test_the_master_gets_every_packet_in_of_a_captured_session():
     assert flow.tap.view.features is not None
     # loopback shows every frame twice: the copies were deduplicated
     assert capture.stats.duplicates > 0
+
+
+def test_a_session_picked_up_mid_flight_feeds_the_master_from_the_next_whole_message():
+    flow, master, capture = asyncio.run(capture_lab(50, late=True))
+    ins = [m.data for m in master.messages if m.type == OFPT.PACKET_IN]
+    assert ins == [packet_in(n) for n in range(50)]
+    c = flow.tap.counters
+    assert c.consistent() and c.mirrored_messages == 50
+    assert c.unseen_bytes == len(packet_in(999)) - 40  # the tail of the cut message
+    assert capture.stats.ignored > 0  # what the standby saw

@@ -1,0 +1,131 @@
+"""The switches' views, shared ahead of time with the peer LB.
+
+The master's shadow session for a switch can only open once the mirror
+holds the switch's FEATURES_REPLY and PORT_DESC. The LB that takes the VIP
+over picks every stream up mid-flight and never sees those replies again,
+so the active LB sends each switch's view to its peer over the sync
+segment as soon as it changes, and the peer keeps them until a session
+ends. One JSON object a line:
+
+    {"switch": "198.18.1.10:40311", "version": 4, "features": "<base64>",
+     "config": "<base64>", "multipart": {"13": "<base64>", ...}}
+    {"switch": "198.18.1.10:40311", "end": true}
+
+Only the peer's address is accepted; anything malformed ends the
+connection. The link carries no secret, and never a switch's own bytes
+beyond these replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections import OrderedDict
+
+from .shadow import SwitchView
+
+log = logging.getLogger("sdn_ha_mirror")
+
+KNOWN_LIMIT = 65536  # views kept for the peer's sessions, oldest dropped first
+LINE_LIMIT = 1 << 20  # a view is a few KB; TABLE_FEATURES can be tens of KB
+PUSH_SECONDS = 0.2
+
+
+def encode(label: str, view: SwitchView) -> bytes:
+    def b64(data: bytes | None) -> str | None:
+        return base64.b64encode(data).decode() if data else None
+
+    record = {
+        "switch": label,
+        "version": view.version,
+        "features": b64(view.features),
+        "config": b64(view.config),
+        "multipart": {str(k): b64(v) for k, v in view.multipart.items() if k in SwitchView.SHARED_MULTIPART},
+    }
+    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(record: dict) -> SwitchView:
+    def raw(text: str | None) -> bytes | None:
+        return base64.b64decode(text, validate=True) if text else None
+
+    view = SwitchView(version=int(record["version"]), features=raw(record["features"]), config=raw(record["config"]))
+    view.multipart = {int(k): raw(v) for k, v in record["multipart"].items() if v}
+    return view
+
+
+class PeerSync:
+    def __init__(self, listen: tuple[str, int], peer: tuple[str, int]):
+        self.listen, self.peer = listen, peer
+        self.known: OrderedDict[str, SwitchView] = OrderedDict()
+        self.sent: dict[str, int] = {}  # label -> view generation the peer has
+        self.ended: list[str] = []
+        self.received = self.pushed = 0
+        self._writer: asyncio.StreamWriter | None = None
+
+    def view_for(self, label: str) -> SwitchView | None:
+        """The peer's view of this session, taken over (the peer gets ours from now on)."""
+        return self.known.pop(label, None)
+
+    def session_ended(self, label: str) -> None:
+        self.sent.pop(label, None)
+        self.ended.append(label)
+
+    # -- receiving ----------------------------------------------------------
+    async def serve(self) -> asyncio.Server:
+        return await asyncio.start_server(self._receive, *self.listen, limit=LINE_LIMIT)
+
+    async def _receive(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        source = writer.get_extra_info("peername")[0]
+        if source != self.peer[0]:
+            log.warning("view sync: refused a connection from %s (the peer is %s)", source, self.peer[0])
+            writer.close()
+            return
+        try:
+            while line := await reader.readline():
+                record = json.loads(line)
+                label = str(record["switch"])
+                if record.get("end"):
+                    self.known.pop(label, None)
+                    continue
+                self.known[label] = decode(record)
+                self.known.move_to_end(label)
+                self.received += 1
+                while len(self.known) > KNOWN_LIMIT:
+                    self.known.popitem(last=False)
+        except (ValueError, KeyError, TypeError, asyncio.LimitOverrunError) as exc:
+            log.warning("view sync: bad record from %s: %s; dropping the connection", source, exc)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    # -- sending ------------------------------------------------------------
+    async def push(self, sessions) -> None:
+        """Every PUSH_SECONDS, send the views that changed; `sessions()` gives
+        (label, view) for every live session. A new connection gets all."""
+        while True:
+            await asyncio.sleep(PUSH_SECONDS)
+            if self._writer is None or self._writer.is_closing():
+                self._writer = None
+                try:
+                    _, self._writer = await asyncio.wait_for(asyncio.open_connection(*self.peer), 1.0)
+                except (TimeoutError, OSError):
+                    continue
+                self.sent.clear()
+                self.ended.clear()
+            try:
+                for label in self.ended:
+                    self._writer.write(json.dumps({"switch": label, "end": True}).encode() + b"\n")
+                self.ended.clear()
+                for label, view in sessions():
+                    if view.ready and self.sent.get(label) != view.generation:
+                        self._writer.write(encode(label, view))
+                        self.sent[label] = view.generation
+                        self.pushed += 1
+                await self._writer.drain()
+            except (ConnectionError, OSError):
+                self._writer.close()
+                self._writer = None

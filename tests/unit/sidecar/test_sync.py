@@ -1,0 +1,115 @@
+"""The view sync between the LBs, on loopback."""
+
+import asyncio
+import json
+import socket
+import struct
+
+from sdn_ha_mirror.openflow import OFPT, Framer, pack
+from sdn_ha_mirror.shadow import SwitchView
+from sdn_ha_mirror.sync import PeerSync, decode, encode
+
+
+def view():
+    v = SwitchView()
+    for data in (
+        pack(4, OFPT.HELLO, 1),
+        pack(4, OFPT.FEATURES_REPLY, 7, bytes.fromhex("0000000000000001") + bytes(16)),
+        pack(4, OFPT.MULTIPART_REPLY, 8, struct.pack("!HH4x", 13, 0) + bytes(64)),
+        pack(4, OFPT.MULTIPART_REPLY, 9, struct.pack("!HH4x", 1, 0) + bytes(96)),  # flow stats
+    ):
+        (m,) = Framer().feed(data)
+        v.learn(m)
+    return v
+
+
+def test_a_view_survives_the_wire_without_its_counters():
+    v = view()
+    back = decode(json.loads(encode("198.18.1.10:40000", v)))
+    assert back.ready and back.features == v.features and back.multipart[13] == v.multipart[13]
+    assert 1 not in back.multipart  # flow stats are the backup's business, not shared
+
+
+def test_the_generation_moves_only_when_a_shared_part_changes():
+    v = view()
+    g = v.generation
+    (m,) = Framer().feed(pack(4, OFPT.MULTIPART_REPLY, 10, struct.pack("!HH4x", 1, 0) + bytes(48)))
+    v.learn(m)
+    assert v.generation == g
+    (m,) = Framer().feed(pack(4, OFPT.MULTIPART_REPLY, 11, struct.pack("!HH4x", 13, 0) + bytes(128)))
+    v.learn(m)
+    assert v.generation == g + 1
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def until(predicate, timeout=5.0):
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def test_the_active_pushes_views_and_ends_and_the_peer_takes_them_over():
+    async def run():
+        port = free_port()
+        standby = PeerSync(("127.0.0.1", port), ("127.0.0.1", 1))
+        active = PeerSync(("127.0.0.1", 0), ("127.0.0.1", port))
+        server = await standby.serve()
+        sessions = {"198.18.1.10:40000": view(), "198.18.1.11:40001": view()}
+        pusher = asyncio.get_running_loop().create_task(active.push(lambda: list(sessions.items())))
+        try:
+            await until(lambda: len(standby.known) == 2)
+            del sessions["198.18.1.11:40001"]
+            active.session_ended("198.18.1.11:40001")
+            await until(lambda: len(standby.known) == 1)
+            taken = standby.view_for("198.18.1.10:40000")
+            assert taken.ready and standby.view_for("198.18.1.10:40000") is None
+            return active.pushed
+        finally:
+            pusher.cancel()
+            server.close()
+
+    assert asyncio.run(run()) == 2
+
+
+def test_only_the_peer_may_send_views():
+    async def run():
+        port = free_port()
+        standby = PeerSync(("127.0.0.1", port), ("127.0.0.3", 1))
+        server = await standby.serve()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(encode("198.18.1.10:40000", view()))
+            try:
+                await writer.drain()
+                assert await asyncio.wait_for(reader.read(), 2) == b""  # closed on us
+            except ConnectionResetError:
+                pass  # closed with our record unread
+            return standby.known
+        finally:
+            server.close()
+
+    assert asyncio.run(run()) == {}
+
+
+def test_a_bad_record_ends_the_connection_and_keeps_what_was_known():
+    async def run():
+        port = free_port()
+        standby = PeerSync(("127.0.0.1", port), ("127.0.0.1", 1))
+        server = await standby.serve()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(encode("198.18.1.10:40000", view()) + b'{"switch": "x", "version": 4}\n')
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(), 2) == b""
+            return list(standby.known)
+        finally:
+            server.close()
+
+    assert asyncio.run(run()) == ["198.18.1.10:40000"]
