@@ -117,10 +117,16 @@ def status_lines(view: Mapping) -> list[str]:
         if m:
             lines.append(
                 f"mirror@{lb}: {m.get('sessions', 0)} session(s), master connected {m.get('master_connected', 0)}; "
-                f"relayed {m.get('relayed_messages', 0)} = mirrored {m.get('mirrored_messages', 0)} "
+                f"{'seen whole' if 'capture_active' in m else 'relayed'} {m.get('relayed_messages', 0)} = mirrored {m.get('mirrored_messages', 0)} "
                 f"+ filtered {m.get('filtered_messages', 0)} + dropped {m.get('dropped_messages', 0)}; "
                 f"master writes swallowed {m.get('swallowed_messages', 0)}"
             )
+            if "capture_active" in m:
+                lines.append(
+                    f"capture@{lb}: {'on (holds the VIP)' if m['capture_active'] else 'idle (standby)'}; "
+                    f"packets {m.get('capture_packets', 0)}, dropped by the kernel {m.get('capture_kernel_drops', 0)}, "
+                    f"bytes never seen {m.get('unseen_bytes', 0)}"
+                )
     for lb, nat in view.get("nat", {}).items():
         assigned = ", ".join(f"{name} {count}" for name, count in nat["assigned"].items()) or "none (map empty)"
         sessions = ", ".join(f"{name} {count}" for name, count in nat["sessions"].items()) or "none"

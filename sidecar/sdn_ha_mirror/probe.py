@@ -19,7 +19,12 @@ every switch when no backup is.
                     last call
 
 A target must fail --fall probes in a row to be dropped and pass --rise in a
-row to be taken back, so one lost probe does not move every switch.
+row to be taken back, so one lost probe does not move every switch. A
+refused connection is decisive at once: the host answered, and nothing
+listens on the port (the controller stopped).
+
+With --vip, the sessions the hook cleared (its "RESET SWITCH SPORT DPORT"
+lines) are ended toward their switches at once (see reset.py).
 """
 
 from __future__ import annotations
@@ -38,9 +43,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .openflow import OFPT, Framer, FramingError, pack
+from .reset import challenge, parse_resets
 
 log = logging.getLogger("sdn_ha_mirror.probe")
 OFP13 = 0x04
+REFUSED = "connection refused"
 
 
 async def probe(host: str, port: int, timeout: float = 1.0) -> str | None:
@@ -59,6 +66,8 @@ async def probe(host: str, port: int, timeout: float = 1.0) -> str | None:
             return "closed without a HELLO"
     except TimeoutError:
         return f"no HELLO within {timeout} s"
+    except ConnectionRefusedError:
+        return REFUSED
     except FramingError as exc:
         return f"not OpenFlow: {exc}"
     except OSError as exc:
@@ -87,7 +96,7 @@ class Target:
             self.streak = 0
             return
         self.streak += 1
-        if self.streak >= (rise if reason is None else fall):
+        if self.streak >= (rise if reason is None else 1 if reason == REFUSED else fall):
             self.healthy, self.streak = reason is None, 0
 
 
@@ -186,10 +195,14 @@ async def watch(args: argparse.Namespace, backups: list[Target], last_resort: Ta
             if args.on_change:
                 write_assignment(args.assignment, assignment)
                 command = [*args.on_change.split(), *dead]
-                done = await asyncio.to_thread(subprocess.run, command, check=False)
+                done = await asyncio.to_thread(subprocess.run, command, check=False, capture_output=True, text=True)
                 ok = done.returncode == 0
                 if not ok:
-                    log.error("%s exited with %d; trying again next round", command, done.returncode)
+                    log.error("%s exited with %d; trying again next round: %s", command, done.returncode, done.stderr)
+                resets = parse_resets(done.stdout)
+                if resets and args.vip:
+                    sent = challenge(args.vip, resets)
+                    log.warning("ended %d of %d cleared sessions toward their switches", sent, len(resets))
             if ok:
                 applied = assignment
                 dead.clear()
@@ -206,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between probe rounds")
     parser.add_argument("--rise", type=int, default=2, help="good probes in a row to take a target back")
     parser.add_argument("--fall", type=int, default=2, help="bad probes in a row to drop a target")
+    parser.add_argument("--vip", help="the front VIP: end the cleared sessions toward their switches from it")
     parser.add_argument("--once", action="store_true", help="probe once, print JSON and exit")
     parser.add_argument("--on-change", help="command run after the assignment is written, with the dead targets")
     args = parser.parse_args(argv)

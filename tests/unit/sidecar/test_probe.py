@@ -4,7 +4,7 @@ import asyncio
 import json
 
 from sdn_ha_mirror.openflow import OFPT, pack
-from sdn_ha_mirror.probe import Target, assign, main, probe
+from sdn_ha_mirror.probe import REFUSED, Target, assign, main, probe
 
 
 async def serve(behaviour):
@@ -41,7 +41,15 @@ def test_only_a_hello_makes_a_controller_healthy():
     assert "not OpenFlow" in results["http"]
     assert "no HELLO within 0.3 s" in results["silent"]
     assert results["close"] == "closed without a HELLO"
-    assert "connect call failed" in results["refused"].lower()
+    assert results["refused"] == REFUSED
+
+
+def test_a_refused_connection_drops_a_target_at_once():
+    target = Target("198.18.3.21", 6653, healthy=True)
+    target.record("no HELLO within 0.5 s", rise=2, fall=3)
+    assert target.healthy
+    target.record(REFUSED, rise=2, fall=3)
+    assert not target.healthy
 
 
 def test_a_target_flips_only_after_rise_or_fall_probes_in_a_row():
@@ -144,6 +152,7 @@ def test_a_starting_prober_clears_nothing_and_a_lost_target_is_cleared_once(tmp_
             rise=2,
             fall=2,
             on_change=str(hook),
+            vip=None,
             switches=str(switches),
             assignment=str(assignment),
         )

@@ -142,3 +142,25 @@ def test_nat_mode_shows_the_map_and_each_backups_sessions_and_haproxy_off_the_pa
     assert lines[0] == "front VIP 198.18.2.100 held by: lb1 (nat mode)"
     assert "nat@lb1: switches mapped to ctl2 2, ctl3 1; sessions in the connection table: ctl2 1, ctl3 1" in lines
     assert "haproxy@lb1: off the path (nat mode)" in lines
+
+
+def test_a_capturing_mirror_shows_its_capture_counters():
+    view = {
+        "front_vip": "198.18.2.100",
+        "vip_holders": ["lb1"],
+        "vrrp": {},
+        "mode": "nat",
+        "mirror": {
+            "lb1": mirror_counters(
+                "sdn_ha_mirror_relayed_messages_total 7\nsdn_ha_mirror_capture_active 1\n"
+                "sdn_ha_mirror_capture_packets_total 40\nsdn_ha_mirror_capture_kernel_drops_total 2\n"
+                "sdn_ha_mirror_unseen_bytes_total 88\n"
+            )
+        },
+        "haproxy": {},
+        "controllers": {},
+        "switches": {},
+    }
+    lines = status_lines(view)
+    assert any(line.startswith("mirror@lb1: 0 session(s)") and "seen whole 7 =" in line for line in lines)
+    assert "capture@lb1: on (holds the VIP); packets 40, dropped by the kernel 2, bytes never seen 88" in lines
