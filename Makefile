@@ -11,7 +11,7 @@ export CONTAINERS_STORAGE_CONF := $(CURDIR)/lab/storage.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror bench-nat bench-nat-pool bench-runtime
+.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror bench-nat bench-nat-pool bench-runtime bench-capture
 
 setup:
 	@bash scripts/setup.sh
@@ -66,6 +66,11 @@ bench-failover:
 RUNS ?= 5
 bench-mirror: setup
 	python3 benchmarks/mirror.py --runs $(RUNS)
+
+# What the kernel capture (NAT mode) costs the data path, capture off against
+# on, in network namespaces of a throwaway container of the lab image.
+bench-capture: setup
+	python3 benchmarks/capture.py --runs $(RUNS)
 
 # Proxy against NAT mode through an LB failover; converges the lab into each.
 bench-nat:

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .local import holds
 from .openflow import FramingError
 
 log = logging.getLogger("sdn_ha_mirror")
@@ -369,7 +370,7 @@ class Capture:
         self.new_tap = new_tap
         self.on_open, self.on_close = on_open, on_close
         self.idle_timeout = idle_timeout
-        self.is_active = is_active or (lambda: vip_is_local(vip))
+        self.is_active = is_active or (lambda: holds(vip))
         self.active = False
         self.flows: dict[tuple[bytes, int], Flow] = {}
         self.stats = CaptureStats()
@@ -467,13 +468,3 @@ class Capture:
             if now - flow.last_seen > self.idle_timeout:
                 self.end(flow, "idle")
         self.stats.kernel_drops += kernel_drops(self.sock)
-
-
-def vip_is_local(vip: str) -> bool:
-    """True when this host holds the address (binding to it needs no IP_FREEBIND)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((vip, 0))
-        except OSError:
-            return False
-        return True

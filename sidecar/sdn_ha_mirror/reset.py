@@ -19,6 +19,8 @@ import random
 import socket
 import struct
 
+from .local import holds
+
 ACK = 0x10
 
 
@@ -43,11 +45,10 @@ def challenge(vip: str, sessions: list[tuple[str, int, int]]) -> int:
     """Send the challenge ACK to each (switch, switch port, VIP port); the
     number sent. Nothing is sent when this host does not hold the VIP."""
     sent = 0
+    if not holds(vip):
+        return 0
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP) as sock:
-        try:
-            sock.bind((vip, 0))
-        except OSError:
-            return 0
+        sock.bind((vip, 0))
         for switch, sport, vip_port in sessions:
             try:
                 sock.sendto(challenge_segment(vip, switch, vip_port, sport), (switch, 0))

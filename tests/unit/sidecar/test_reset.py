@@ -22,8 +22,8 @@ def test_the_hooks_reset_lines_are_read_and_the_rest_ignored():
 
 
 def test_a_switch_answers_the_challenge_with_an_ack_that_reveals_its_sequence_numbers():
-    """On loopback: a live TCP session between 127.0.0.1 (the switch) and
-    127.0.0.2 (the VIP); the challenge from the VIP's port draws an ACK from
+    """On loopback: a live TCP session between 127.0.0.2 (the switch) and
+    127.0.0.1 (the VIP); the challenge from the VIP's port draws an ACK from
     the switch's stack."""
     try:
         tap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
@@ -32,10 +32,10 @@ def test_a_switch_answers_the_challenge_with_an_ack_that_reveals_its_sequence_nu
     tap.bind(("lo", 0))
     tap.settimeout(0.2)
     with socket.socket() as listener:
-        listener.bind(("127.0.0.2", 0))
+        listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         vip_port = listener.getsockname()[1]
-        switch = socket.create_connection(("127.0.0.2", vip_port))
+        switch = socket.create_connection(("127.0.0.1", vip_port), source_address=("127.0.0.2", 0))
         server, _ = listener.accept()
         switch.sendall(b"x" * 10)
         server.recv(10)
@@ -46,7 +46,7 @@ def test_a_switch_answers_the_challenge_with_an_ack_that_reveals_its_sequence_nu
                 tap.recv(65536)
             except TimeoutError:
                 break
-        assert challenge("127.0.0.2", [("127.0.0.1", sport, vip_port)]) == 1
+        assert challenge("127.0.0.1", [("127.0.0.2", sport, vip_port)]) == 1
         answers = []
         deadline = time.monotonic() + 2
         while time.monotonic() < deadline and not answers:
@@ -62,3 +62,10 @@ def test_a_switch_answers_the_challenge_with_an_ack_that_reveals_its_sequence_nu
         server.close()
     tap.close()
     assert answers, "the switch's stack did not answer the challenge"
+
+
+def test_an_address_is_held_only_when_the_kernel_delivers_it_here():
+    from sdn_ha_mirror.local import holds
+
+    assert holds("127.0.0.1")
+    assert not holds("198.18.255.254")  # lab space this host does not hold

@@ -1,0 +1,657 @@
+#!/usr/bin/env python3
+"""What the kernel capture of the mirror (NAT mode) costs the switch's data path.
+
+Three network namespaces in a throwaway container of the lab image, joined
+by veth pairs, addresses from 198.18.0.0/15 only:
+
+  sw   the switch emulator (this script's main process enters it per socket);
+  lb   holds the VIP on its switch-facing veth, forwards, and DNATs
+       VIP:6653 to the controller with nftables; conntrack reverse-translates
+       the replies, as the product's NAT mode does. With the capture on, the
+       mirror daemon (`python3 -m sdn_ha_mirror --capture lbs ...`) runs here
+       on the switch-facing veth;
+  ctl  the backup controller (answers each PACKET_IN with a PACKET_OUT of the
+       same xid) and the master (says HELLO, counts the PACKET_IN copies).
+
+Each trial runs once with the capture off (no daemon at all) and once on (a
+fresh daemon), the order alternating from round to round, for --runs rounds.
+128-byte PACKET_INs, one message per write:
+
+  - round trips, p50 and p99, at 10k and 50k msg/s offered. Open loop: a
+    forked sender paces the writes (sleeping, not spinning, between them:
+    the machine has 2 CPUs), the parent receives and timestamps the replies,
+    matched by xid; a round trip runs from just before the write to the read
+    that returned the reply;
+  - full load: --full-messages as fast as one write per message allows,
+    messages/s until the controller has every byte;
+  - with the capture on: PACKET_INs the switch sent, seen whole by the mirror
+    (mirrored + dropped), received by the master, the mirror's dropped,
+    unseen-bytes and kernel-drop counters, whether sent bytes = bytes seen
+    whole + unseen bytes, and the daemon's CPU seconds per 100k messages.
+
+Usage (after `make setup`):  make bench-capture  [RUNS=5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import urllib.request
+from array import array
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VIP, SWITCH_ADDR, LB_SW, LB_CTL, CTL = "198.18.250.100", "198.18.250.2", "198.18.250.1", "198.18.251.1", "198.18.251.2"
+OF_PORT, MASTER, MASTER_STATS, METRICS = 6653, 6654, 6655, 9310
+CAPTURE_IFACE = "lbs"
+MESSAGE = 128
+WARMUP = 200  # closed-loop round trips before each timed latency trial
+SKIP = 1000  # first open-loop messages left out of the percentiles (ramp-up)
+TRIALS = ("lat10k", "lat50k", "full")
+MODES = ("off", "on")
+
+
+def of(kind: int, xid: int = 0, body: bytes = b"") -> bytes:
+    return struct.pack("!BBHI", 4, kind, 8 + len(body), xid) + body
+
+
+HELLO, ECHO_REQUEST, FEATURES_REPLY, PACKET_IN, PACKET_OUT = 0, 2, 6, 10, 13
+MULTIPART_REQUEST, MULTIPART_REPLY, BARRIER_REQUEST = 18, 19, 20
+PORT_DESC = struct.pack("!HH4x", 13, 0)
+BACKUP_HANDSHAKE = of(HELLO, 1) + of(5, 100) + of(MULTIPART_REQUEST, 101, PORT_DESC)
+SWITCH_HANDSHAKE = of(FEATURES_REPLY, 100, bytes(8) + bytes(16)) + of(MULTIPART_REPLY, 101, PORT_DESC + bytes(64))
+COMMAND_LEN = 8 + 9  # an ECHO_REQUEST carrying the mode and a count
+# Bytes and messages of the switch's stream before its first PACKET_IN:
+# HELLO, FEATURES_REPLY, MULTIPART_REPLY and the command (filtered by the mirror).
+PREAMBLE_BYTES = 8 + len(SWITCH_HANDSHAKE) + COMMAND_LEN
+PREAMBLE_MESSAGES = 4
+ONE = of(PACKET_IN, 0, bytes(MESSAGE - 8))
+PI_HEAD = struct.pack("!BBH", 4, PACKET_IN, MESSAGE)
+PO_HEAD = struct.pack("!BBH", 4, PACKET_OUT, MESSAGE)
+BODY = bytes(MESSAGE - 8)
+
+
+def recv_exact(sock: socket.socket, size: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < size:
+        chunk = sock.recv(size - len(buf))
+        if not chunk:
+            raise ConnectionError("peer closed")
+        buf += chunk
+    return bytes(buf)
+
+
+# -- network namespaces -----------------------------------------------------
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@contextlib.contextmanager
+def netns(name: str):
+    """Run the block in network namespace `name` (this thread only); sockets
+    made in it stay there."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns {name}: {os.strerror(err)}")
+        yield
+    finally:
+        _libc.setns(home, CLONE_NEWNET)
+        os.close(target)
+        os.close(home)
+
+
+def sh(*argv: str, stdin: str | None = None) -> None:
+    subprocess.run(argv, input=stdin, text=True, check=True, timeout=30)
+
+
+NFT = f"""table ip b {{
+    chain pre {{
+        type nat hook prerouting priority dstnat;
+        ip daddr {VIP} tcp dport {OF_PORT} dnat to {CTL};
+    }}
+}}
+"""
+
+
+def build_topology() -> None:
+    for ns in ("sw", "lb", "ctl"):
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    for left, ns_left, right in (("sw0", "sw", CAPTURE_IFACE), ("ctl0", "ctl", "lbc")):
+        sh("ip", "link", "add", left, "type", "veth", "peer", "name", right)
+        sh("ip", "link", "set", left, "netns", ns_left)
+        sh("ip", "link", "set", right, "netns", "lb")
+    for ns, dev, addrs in (
+        ("sw", "sw0", [f"{SWITCH_ADDR}/24"]),
+        ("lb", CAPTURE_IFACE, [f"{LB_SW}/24", f"{VIP}/24"]),
+        ("lb", "lbc", [f"{LB_CTL}/24"]),
+        ("ctl", "ctl0", [f"{CTL}/24"]),
+    ):
+        for addr in addrs:
+            sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+    sh("ip", "-n", "sw", "route", "add", "default", "via", LB_SW)
+    sh("ip", "-n", "ctl", "route", "add", "default", "via", LB_CTL)
+    # /proc/sys is read-only in the container: remount it in ip netns exec's
+    # own mount namespace, so the container's stays as it is.
+    sh("ip", "netns", "exec", "lb", "sh", "-c", "mount -o remount,rw /proc/sys && sysctl -qw net.ipv4.ip_forward=1")
+    sh("ip", "netns", "exec", "lb", "nft", "-f", "-", stdin=NFT)
+
+
+# -- the peers (in the ctl namespace) ----------------------------------------
+def serve_controller() -> None:
+    """The backup controller: its handshake, then the switch's command: sink
+    N bytes, send a BARRIER_REQUEST and wait for the switch to close (T), or
+    answer every PACKET_IN with a PACKET_OUT of the same xid (L), whatever
+    arrived in one read answered in one write."""
+
+    def session(conn: socket.socket) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            conn.sendall(BACKUP_HANDSHAKE)
+            recv_exact(conn, 8 + len(SWITCH_HANDSHAKE))
+            command = recv_exact(conn, COMMAND_LEN)[8:]
+            mode, count = command[:1], int.from_bytes(command[1:], "big")
+            if mode == b"T":
+                left, buf = count, bytearray(1 << 20)
+                while left > 0:
+                    got = conn.recv_into(buf, min(left, len(buf)))
+                    if not got:
+                        return
+                    left -= got
+                conn.sendall(of(BARRIER_REQUEST, 1))
+                # The switch ends the session, once the capture has settled: a
+                # session that ends at once loses the mirror's last copies
+                # (its queue is not flushed when a captured session closes).
+                conn.recv(1)
+            elif mode == b"L":
+                pending = b""
+                while data := conn.recv(1 << 16):
+                    pending += data
+                    whole = len(pending) - len(pending) % MESSAGE
+                    if whole:
+                        conn.sendall(
+                            b"".join(PO_HEAD + pending[off + 4 : off + 8] + BODY for off in range(0, whole, MESSAGE))
+                        )
+                        pending = pending[whole:]
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            conn.close()
+
+    server = socket.create_server((CTL, OF_PORT), backlog=128)
+    while True:
+        conn, _ = server.accept()
+        threading.Thread(target=session, args=(conn,), daemon=True).start()
+
+
+def serve_master() -> None:
+    """The master: says HELLO, counts the PACKET_INs it is sent (all sessions),
+    and tells the count to whoever connects to MASTER_STATS."""
+    total = [0]
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(of(HELLO, 1))
+        buf = b""
+        try:
+            while data := await reader.read(1 << 20):
+                buf += data
+                off, n = 0, len(buf)
+                while n - off >= 8:
+                    length = int.from_bytes(buf[off + 2 : off + 4], "big")
+                    if length < 8 or off + length > n:
+                        break
+                    if buf[off + 1] == PACKET_IN:
+                        total[0] += 1
+                    off += length
+                buf = buf[off:]
+        except ConnectionError:
+            pass
+        writer.close()
+
+    async def stats(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"%d\n" % total[0])
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        servers = [
+            await asyncio.start_server(session, CTL, MASTER, backlog=128),
+            await asyncio.start_server(stats, CTL, MASTER_STATS),
+        ]
+        await asyncio.gather(*(s.serve_forever() for s in servers))
+
+    asyncio.run(main())
+
+
+# -- the switch emulator and the probes (main process) -----------------------
+def switch(mode: bytes, count: int) -> socket.socket:
+    with netns("sw"):
+        sock = socket.create_connection((VIP, OF_PORT), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(of(HELLO, 1))
+    recv_exact(sock, len(BACKUP_HANDSHAKE))
+    sock.sendall(SWITCH_HANDSHAKE + of(ECHO_REQUEST, 2, mode + count.to_bytes(8, "big")))
+    return sock
+
+
+def metrics() -> dict[str, float]:
+    with netns("lb"):
+        page = urllib.request.urlopen(f"http://127.0.0.1:{METRICS}/metrics", timeout=5)
+    with page:
+        values = {}
+        for line in page.read().decode().splitlines():
+            if line and not line.startswith("#") and "{" not in line:
+                name, value = line.split()
+                values[name] = float(value)
+        return values
+
+
+def m(values: dict[str, float], name: str) -> int:
+    return int(values.get(f"sdn_ha_mirror_{name}", 0))
+
+
+def master_count() -> int:
+    with netns("ctl"):
+        sock = socket.create_connection((CTL, MASTER_STATS), timeout=5)
+    with sock:
+        return int(recv_exact(sock, 1) + sock.recv(64))
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def wait_for_port(ns: str, host: str, port: int, proc: subprocess.Popen) -> None:
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            with netns(ns):
+                socket.create_connection((host, port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    wait_until(up, 15, f"{host}:{port} in {ns}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+class Capture:
+    """A fresh mirror daemon in capture mode, in the lb namespace."""
+
+    def __init__(self) -> None:
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "sidecar"))
+        self.proc = subprocess.Popen(
+            [
+                *("ip", "netns", "exec", "lb", sys.executable, "-m", "sdn_ha_mirror"),
+                *("--capture", CAPTURE_IFACE, "--listen", f"{VIP}:{OF_PORT}", "--master", f"{CTL}:{MASTER}"),
+                *("--metrics", f"127.0.0.1:{METRICS}", "--log-level", "warning"),
+            ],
+            env=env,
+        )
+        try:
+            wait_for_port("lb", "127.0.0.1", METRICS, self.proc)
+            wait_until(lambda: m(metrics(), "capture_active") == 1, 5, "the capture to see the VIP")
+        except BaseException:
+            stop(self.proc)
+            raise
+
+    def master_up(self) -> None:
+        wait_until(lambda: m(metrics(), "master_connected") == 1, 10, "the shadow session to the master")
+
+    def settle(self) -> dict[str, float]:
+        """The counters once the capture has taken everything (nothing new for
+        0.5 s, and the master has every copy or stopped getting any)."""
+        deadline = time.monotonic() + 20
+        last, last_master, quiet_since = None, -1, time.monotonic()
+        while True:
+            values, got = metrics(), master_count()
+            key = (m(values, "capture_packets_total"), m(values, "relayed_messages_total"), got)
+            if key != last or got != last_master:
+                last, last_master, quiet_since = key, got, time.monotonic()
+            elif time.monotonic() - quiet_since > 0.5:
+                return values
+            if time.monotonic() > deadline:
+                print("  (the capture had not settled after 20 s)", file=sys.stderr, flush=True)
+                return values
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        stop(self.proc)
+
+
+def echo_switch() -> socket.socket:
+    """A switch session the controller echoes, warmed up closed-loop."""
+    sock = switch(b"L", 0)
+    for _ in range(WARMUP):
+        sock.sendall(ONE)
+        recv_exact(sock, MESSAGE)
+    return sock
+
+
+def round_trips(sock: socket.socket, rate: int, count: int) -> dict:
+    """Open loop at `rate` msg/s: p50 and p99 (microseconds), achieved rate, replies missing."""
+    sock.settimeout(10)  # before the fork: both sides see the same (non-blocking) file
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the sender
+        code = 1
+        try:
+            os.close(read_fd)
+            _libc.prctl(29, 1, 0, 0, 0)  # PR_SET_TIMERSLACK: 1 ns, so short sleeps stay short
+            sent = array("q", bytes(8 * count))
+            clock, interval, send = time.monotonic_ns, 1e9 / rate, sock.sendall
+            start = clock() + 1_000_000
+            for i in range(count):
+                ahead = start + int(i * interval) - clock()
+                if ahead > 0:
+                    time.sleep(ahead / 1e9)
+                sent[i] = clock()
+                send(PI_HEAD + i.to_bytes(4, "big") + BODY)
+            with os.fdopen(write_fd, "wb") as out:
+                out.write(sent.tobytes())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    received = array("q", bytes(8 * count))
+    got, pending = 0, b""
+    deadline = time.monotonic() + count / rate + 15
+    clock = time.monotonic_ns
+    try:
+        while got < count and time.monotonic() < deadline:
+            data = sock.recv(1 << 16)
+            now = clock()
+            if not data:
+                break
+            pending += data
+            whole = len(pending) - len(pending) % MESSAGE
+            for off in range(0, whole, MESSAGE):
+                received[int.from_bytes(pending[off + 4 : off + 8], "big")] = now
+            got += whole // MESSAGE
+            pending = pending[whole:]
+    except (TimeoutError, OSError) as exc:
+        print(f"  receiver: {exc!r}", file=sys.stderr, flush=True)
+    with os.fdopen(read_fd, "rb") as pipe:
+        raw = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if status or len(raw) != 8 * count:
+        raise RuntimeError(f"the sender failed (status {status})")
+    sent = array("q")
+    sent.frombytes(raw)
+    rtts = sorted((received[i] - sent[i]) / 1000 for i in range(SKIP, count) if received[i])
+    q = statistics.quantiles(rtts, n=100)
+    return {
+        "p50": q[49],
+        "p99": q[98],
+        "rate": (count - 1) / ((sent[count - 1] - sent[0]) / 1e9),
+        "missing": count - got,
+        "sent": count + WARMUP,
+    }
+
+
+def full_load(sock: socket.socket, count: int) -> dict:
+    sock.settimeout(60)
+    send = sock.sendall
+    start = time.perf_counter()
+    for _ in range(count):
+        send(ONE)
+    recv_exact(sock, 8)
+    return {"rate": count / (time.perf_counter() - start), "sent": count}
+
+
+# -- the run -------------------------------------------------------------------
+def trial(args: argparse.Namespace, kind: str, capture_on: bool, master_pid: int) -> dict:
+    capture = Capture() if capture_on else None
+    sock = None
+    try:
+        before = master_count()
+        cpu = cpu_seconds(capture.proc.pid) if capture else 0.0
+        master_cpu = cpu_seconds(master_pid)
+        sock = switch(b"T", args.full_messages * MESSAGE) if kind == "full" else echo_switch()
+        if capture:
+            capture.master_up()
+        if kind == "full":
+            result = full_load(sock, args.full_messages)
+        else:
+            rate = 10_000 if kind == "lat10k" else 50_000
+            count = args.messages_10k if kind == "lat10k" else args.messages_50k
+            result = round_trips(sock, rate, count)
+        if capture:
+            values = capture.settle()
+            cpu = cpu_seconds(capture.proc.pid) - cpu
+            sent = result["sent"]
+            stream = PREAMBLE_BYTES + sent * MESSAGE
+            result.update(
+                seen=m(values, "relayed_messages_total") - PREAMBLE_MESSAGES,
+                mirrored=m(values, "mirrored_messages_total"),
+                dropped=m(values, "dropped_messages_total"),
+                filtered=m(values, "filtered_messages_total"),
+                unseen=m(values, "unseen_bytes_total"),
+                kernel_drops=m(values, "capture_kernel_drops_total"),
+                packets=m(values, "capture_packets_total"),
+                master=master_count() - before,
+                identity=m(values, "relayed_messages_total")
+                == m(values, "mirrored_messages_total")
+                + m(values, "filtered_messages_total")
+                + m(values, "dropped_messages_total"),
+                unaccounted=stream - m(values, "relayed_bytes_total") - m(values, "unseen_bytes_total"),
+                cpu=cpu * 100_000 / sent,
+                master_cpu=(cpu_seconds(master_pid) - master_cpu) * 100_000 / sent,
+            )
+        return result
+    finally:
+        if sock is not None:
+            sock.close()
+        if capture:
+            capture.close()
+
+
+def measure(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]], master_pid: int) -> None:
+    started = time.monotonic()
+    for round_ in range(args.runs):
+        order = MODES if round_ % 2 == 0 else MODES[::-1]
+        print(f"round {round_ + 1}/{args.runs} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+        for kind in TRIALS:
+            for mode in order:
+                try:
+                    result = trial(args, kind, mode == "on", master_pid)
+                except Exception as exc:
+                    print(f"  {kind} capture {mode}: failed: {exc!r}", file=sys.stderr, flush=True)
+                    results.setdefault(("errors", f"{kind} {mode}"), []).append({"error": repr(exc)})
+                    continue
+                result["round"] = round_
+                results.setdefault((kind, mode), []).append(result)
+                brief = ", ".join(
+                    f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items() if k != "round"
+                )
+                print(f"  {kind} capture {mode}: {brief}", file=sys.stderr, flush=True)
+
+
+def spread(values: list[float], fmt: str) -> str:
+    if not values:
+        return "-"
+    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))} to {fmt.format(max(values))})"
+
+
+def paired(results: dict, kind: str, key: str, combine) -> list[float]:
+    """combine(on, off) for each round that has both."""
+    on = {r["round"]: r[key] for r in results.get((kind, "on"), [])}
+    off = {r["round"]: r[key] for r in results.get((kind, "off"), [])}
+    return [combine(on[k], off[k]) for k in sorted(on.keys() & off.keys())]
+
+
+def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]]) -> None:
+    def col(kind: str, mode: str, key: str, fmt: str = "{:.0f}", scale: float = 1) -> str:
+        return spread([r[key] * scale for r in results.get((kind, mode), [])], fmt)
+
+    rounds = {k: len(v) for k, v in results.items()}
+    print(f"\nKernel capture benchmark (NAT mode): {args.runs} rounds, {os.cpu_count()} CPUs, veth + DNAT + conntrack")
+    print("128-byte PACKET_INs, one message per write; median (min to max) of the rounds; on vs off paired per round")
+    print(f"trials that completed: {', '.join(f'{k[0]} {k[1]} {v}' for k, v in sorted(rounds.items()))}\n")
+    print("| Trial | Capture off | Capture on | On vs off | Target |")
+    print("|---|---|---|---|---|")
+    for kind, rate in (("lat10k", 10), ("lat50k", 50)):
+        for q, target in (("p50", "+30 us" if rate == 50 else ""), ("p99", "+100 us" if rate == 50 else "")):
+            added = paired(results, kind, q, lambda on, off: on - off)
+            print(
+                f"| Round trip {q} at {rate}k msg/s offered, us | {col(kind, 'off', q)} | {col(kind, 'on', q)} "
+                f"| {spread(added, '{:+.0f}')} us | {'<= ' + target if target else ''} |"
+            )
+        print(
+            f"| Rate achieved at {rate}k offered, k msg/s | {col(kind, 'off', 'rate', '{:.1f}', 1e-3)} "
+            f"| {col(kind, 'on', 'rate', '{:.1f}', 1e-3)} | | |"
+        )
+    ratio = paired(results, "full", "rate", lambda on, off: on / off)
+    print(
+        f"| Full load ({args.full_messages} msgs), k msg/s | {col('full', 'off', 'rate', '{:.1f}', 1e-3)} "
+        f"| {col('full', 'on', 'rate', '{:.1f}', 1e-3)} | {spread(ratio, '{:.2f}')}x | >= 0.80x |"
+    )
+    print("\nWith the capture on, PACKET_INs summed over the rounds (CPU: median, min to max)\n")
+    print(
+        "| Trial | Sent | Seen whole | Mirrored | Master got | Dropped | Unseen bytes (/128) | Kernel drops "
+        "| Lost copies | Not counted | Identities | Daemon CPU s per 100k | Master CPU s per 100k |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for kind in TRIALS:
+        rows = results.get((kind, "on"), [])
+        if not rows:
+            print(f"| {kind} | no completed trial | | | | | | | | | | | |")
+            continue
+
+        def total(key: str, rows=rows) -> int:
+            return sum(r[key] for r in rows)
+
+        identities = all(r["identity"] for r in rows) and all(r["unaccounted"] == 0 for r in rows)
+        lost = total("sent") - total("master")
+        uncounted = lost - total("dropped") - round(total("unseen") / MESSAGE)
+        print(
+            f"| {kind} | {total('sent')} | {total('seen')} | {total('mirrored')} | {total('master')} "
+            f"| {total('dropped')} | {total('unseen')} ({total('unseen') / MESSAGE:.0f}) | {total('kernel_drops')} "
+            f"| {lost} | {uncounted} | {identities} (unaccounted bytes {total('unaccounted')}) "
+            f"| {spread([r['cpu'] for r in rows], '{:.2f}')} | {spread([r['master_cpu'] for r in rows], '{:.2f}')} |"
+        )
+    print(
+        "\nSeen whole = relayed - the 4 handshake messages = mirrored + dropped; Lost copies = sent - master got;"
+        "\nNot counted = lost - dropped - unseen/128 (copies lost that no counter shows; 0 expected);"
+        "\nIdentities: relayed = mirrored + filtered + dropped, and switch stream bytes = relayed bytes + unseen bytes."
+    )
+    missing = {k: sum(r.get("missing", 0) for r in v) for k, v in results.items() if k[0].startswith("lat")}
+    if any(missing.values()):
+        print(f"Replies missing in latency trials: {missing}")
+    errors = [f"{k[1]}: {r['error']}" for k, v in results.items() if k[0] == "errors" for r in v]
+    if errors:
+        print("Failed trials: " + "; ".join(errors))
+
+
+def inside(args: argparse.Namespace) -> None:
+    me = [sys.executable, __file__]
+    build_topology()
+    procs = {
+        role: subprocess.Popen(["ip", "netns", "exec", "ctl", *me, "--serve", role])
+        for role in ("controller", "master")
+    }
+    results: dict[tuple[str, str], list[dict]] = {}
+    started, load = time.monotonic(), os.getloadavg()[0]
+    try:
+        wait_for_port("ctl", CTL, OF_PORT, procs["controller"])
+        wait_for_port("ctl", CTL, MASTER_STATS, procs["master"])
+        measure(args, results, procs["master"].pid)
+    except Exception:
+        traceback.print_exc()
+    finally:
+        for proc in procs.values():
+            stop(proc)
+        report(args, results)
+        print(
+            f"\nmeasured in {time.monotonic() - started:.0f} s; machine load average (1 min)"
+            f" {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+        )
+
+
+def outside(args: argparse.Namespace) -> int:
+    """Run this script inside a throwaway container of the lab image."""
+    sys.path.insert(0, str(ROOT / "lab"))
+    import labnet
+
+    labnet.require(podman_only=True)
+    images = subprocess.run(
+        ["podman", "images", "--filter", "reference=localhost/sdn-ha-lab", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    if not images:
+        print("no lab image: run `make setup` first", file=sys.stderr)
+        return 1
+    name = f"sdn-ha-bench-capture-{os.getpid()}"
+    # Network namespaces, nftables and the packet socket need these; no network at all.
+    command = ["podman", "run", "--rm", "--name", name, "--network", "none"]
+    command += ["--cap-add", "NET_ADMIN,NET_RAW,SYS_ADMIN", "-v", f"{ROOT}:/src:ro", images[0]]
+    command += ["python3", "/src/benchmarks/capture.py", "--inside", "--runs", str(args.runs)]
+    command += ["--messages-10k", str(args.messages_10k), "--messages-50k", str(args.messages_50k)]
+    command += ["--full-messages", str(args.full_messages)]
+    try:
+        return subprocess.run(command, timeout=120 + 150 * args.runs).returncode
+    except subprocess.TimeoutExpired:
+        print("the benchmark overran its time; removing its container", file=sys.stderr)
+        subprocess.run(["podman", "rm", "-f", "-t", "0", name], check=False)
+        return 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--messages-10k", type=int, default=20_000, help="per round-trip trial at 10k msg/s")
+    parser.add_argument("--messages-50k", type=int, default=100_000, help="per round-trip trial at 50k msg/s")
+    parser.add_argument("--full-messages", type=int, default=200_000, help="per full-load trial")
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["controller", "master"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve == "controller":
+        serve_controller()
+    elif args.serve == "master":
+        serve_master()
+    elif args.inside:
+        inside(args)
+    else:
+        return outside(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
