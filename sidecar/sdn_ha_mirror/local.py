@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import socket
+import re
+
+FIB_TRIE = "/proc/net/fib_trie"
 
 
-def holds(address: str) -> bool:
-    """True when the kernel routes `address` to this host: the source it picks
-    toward a local address is that address. Unlike bind(), this is not fooled
-    by net.ipv4.ip_nonlocal_bind, which the LBs set."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect((address, 9))
-        except OSError:
-            return False
-        return probe.getsockname()[0] == address
+def holds(address: str, fib_trie: str = FIB_TRIE) -> bool:
+    """True when `address` is in the kernel's local table (a /32 host LOCAL
+    route): the host accepts packets for it. Unlike a bind() test this is not
+    fooled by net.ipv4.ip_nonlocal_bind, which the LBs set, and it needs no
+    netlink socket."""
+    try:
+        with open(fib_trie) as handle:
+            text = handle.read()
+    except OSError:
+        return False
+    pattern = rf"\|-- {re.escape(address)}\n(?:[ \t]+/[^\n]*\n)*?[ \t]+/32 host LOCAL\n"
+    return re.search(pattern, text) is not None

@@ -69,3 +69,16 @@ def test_an_address_is_held_only_when_the_kernel_delivers_it_here():
 
     assert holds("127.0.0.1")
     assert not holds("198.18.255.254")  # lab space this host does not hold
+
+
+def test_a_secondary_address_is_held_and_a_route_to_it_is_not(tmp_path):
+    from sdn_ha_mirror.local import holds
+
+    trie = tmp_path / "fib_trie"
+    trie.write_text(
+        "Local:\n  +-- 198.18.2.0/24 2 0 2\n     |-- 198.18.2.0\n        /24 link UNICAST\n"
+        "     |-- 198.18.2.11\n        /32 host LOCAL\n     |-- 198.18.2.100\n        /24 link UNICAST\n"
+        "        /32 host LOCAL\n     |-- 198.18.2.101\n        /32 link UNICAST\n"
+    )
+    assert holds("198.18.2.100", str(trie)) and holds("198.18.2.11", str(trie))
+    assert not holds("198.18.2.101", str(trie)) and not holds("198.18.2.10", str(trie))
