@@ -313,22 +313,26 @@ def stop(proc: subprocess.Popen) -> None:
 class Capture:
     """A fresh mirror daemon in capture mode, in the lb namespace."""
 
+    LOG = Path("/tmp/capture-daemon.log")
+
     def __init__(self) -> None:
         env = dict(os.environ, PYTHONPATH=str(ROOT / "sidecar"))
-        self.proc = subprocess.Popen(
-            [
-                *("ip", "netns", "exec", "lb", sys.executable, "-m", "sdn_ha_mirror"),
-                *("--capture", CAPTURE_IFACE, "--listen", f"{VIP}:{OF_PORT}", "--master", f"{CTL}:{MASTER}"),
-                *("--metrics", f"127.0.0.1:{METRICS}", "--log-level", "warning"),
-            ],
-            env=env,
-        )
+        with self.LOG.open("w") as log:
+            self.proc = subprocess.Popen(
+                [
+                    *("ip", "netns", "exec", "lb", sys.executable, "-m", "sdn_ha_mirror"),
+                    *("--capture", CAPTURE_IFACE, "--listen", f"{VIP}:{OF_PORT}", "--master", f"{CTL}:{MASTER}"),
+                    *("--metrics", f"127.0.0.1:{METRICS}", "--log-level", "info"),
+                ],
+                env=env,
+                stderr=log,
+            )
         try:
             wait_for_port("lb", "127.0.0.1", METRICS, self.proc)
-            wait_until(lambda: m(metrics(), "capture_active") == 1, 5, "the capture to see the VIP")
-        except BaseException:
+            wait_until(lambda: m(metrics(), "capture_active") == 1, 10, "the capture to see the VIP")
+        except BaseException as exc:
             stop(self.proc)
-            raise
+            raise RuntimeError(f"{exc}; the daemon's log: {self.LOG.read_text()[-2000:]}") from exc
 
     def master_up(self) -> None:
         wait_until(lambda: m(metrics(), "master_connected") == 1, 10, "the shadow session to the master")

@@ -177,8 +177,19 @@ async def serve(args: argparse.Namespace) -> None:
             closed,
             idle_timeout=args.idle_timeout,
         )
+
+        async def adopt_late() -> None:
+            """Views that arrive after their stream was picked up (the mirror
+            restarted, and the peer sends back what it held)."""
+            while True:
+                await asyncio.sleep(0.5)
+                for flow in list(capture.flows.values()):
+                    if not flow.tap.view.ready and (view := sync.view_for(flow.tap.label)):
+                        flow.tap.adopt(view)
+
         if sync:
             servers.append(await sync.serve())
+            tasks.append(asyncio.get_running_loop().create_task(adopt_late()))
             tasks.append(
                 asyncio.get_running_loop().create_task(
                     sync.push(lambda: [(f.tap.label, f.tap.view) for f in capture.flows.values()])

@@ -11,8 +11,11 @@ ends. One JSON object a line:
      "config": "<base64>", "multipart": {"13": "<base64>", ...}}
     {"switch": "198.18.1.10:40311", "end": true}
 
-Only the peer's address is accepted; anything malformed ends the
-connection. The link carries no secret, and never a switch's own bytes
+The LB that accepts the connection first sends back every view it holds
+from the other: a mirror that restarts on the active LB thus gets back the
+views it had shared, and keeps feeding the master without waiting for the
+switches to reconnect. Only the peer's address is accepted; anything
+malformed ends the connection. The link carries no secret, and never a switch's own bytes
 beyond these replies.
 """
 
@@ -64,6 +67,7 @@ class PeerSync:
         self.ended: list[str] = []
         self.received = self.pushed = 0
         self._writer: asyncio.StreamWriter | None = None
+        self._reader_task: asyncio.Task | None = None
 
     def view_for(self, label: str) -> SwitchView | None:
         """The peer's view of this session, taken over (the peer gets ours from now on)."""
@@ -84,6 +88,17 @@ class PeerSync:
             writer.close()
             return
         try:
+            # What the peer shared before it restarted, back to it.
+            writer.writelines([encode(label, view) for label, view in self.known.items()])
+            await writer.drain()
+            await self._read_records(reader, source)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def _read_records(self, reader: asyncio.StreamReader, source: str) -> None:
+        try:
             while line := await reader.readline():
                 record = json.loads(line)
                 label = str(record["switch"])
@@ -99,8 +114,6 @@ class PeerSync:
             log.warning("view sync: bad record from %s: %s; dropping the connection", source, exc)
         except ConnectionError:
             pass
-        finally:
-            writer.close()
 
     # -- sending ------------------------------------------------------------
     async def push(self, sessions) -> None:
@@ -111,11 +124,16 @@ class PeerSync:
             if self._writer is None or self._writer.is_closing():
                 self._writer = None
                 try:
-                    _, self._writer = await asyncio.wait_for(asyncio.open_connection(*self.peer), 1.0)
+                    reader, self._writer = await asyncio.wait_for(
+                        asyncio.open_connection(*self.peer, limit=LINE_LIMIT), 1.0
+                    )
                 except (TimeoutError, OSError):
                     continue
                 self.sent.clear()
                 self.ended.clear()
+                if self._reader_task is not None:
+                    self._reader_task.cancel()
+                self._reader_task = asyncio.get_running_loop().create_task(self._read_records(reader, self.peer[0]))
             try:
                 for label in self.ended:
                     self._writer.write(json.dumps({"switch": label, "end": True}).encode() + b"\n")

@@ -71,6 +71,18 @@ class Tap:
             self._task = asyncio.get_running_loop().create_task(self.link.run())
             self.link.view_changed()
 
+    def adopt(self, view: SwitchView) -> None:
+        """Take a view learned elsewhere (the peer LB) for a stream picked up
+        mid-flight; what this stream already showed stays."""
+        mine = self.view
+        mine.version = mine.version or view.version
+        mine.features = mine.features or view.features
+        mine.config = mine.config or view.config
+        mine.multipart = {**view.multipart, **mine.multipart}
+        mine.generation += 1
+        if self.link:
+            self.link.view_changed()
+
     def close(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -66,3 +66,14 @@ def test_state_changes_are_swallowed(view, kind):
 def test_an_uncached_request_is_left_to_the_caller(view):
     result = answer(view, message(pack(4, OFPT.MULTIPART_REQUEST, 1, struct.pack("!HH4x", 1, 0))))
     assert result.unanswered and result.replies == []
+
+
+def test_a_view_adopted_from_the_peer_keeps_what_the_stream_showed(view):
+    from sdn_ha_mirror.master import Settings
+    from sdn_ha_mirror.tap import Tap
+
+    tap = Tap(Settings(), "198.18.1.10:40000")
+    mine = message(pack(4, OFPT.GET_CONFIG_REPLY, 3, struct.pack("!HH", 1, 128)))
+    tap.view.learn(mine)
+    tap.adopt(view)
+    assert tap.view.ready and tap.view.config == mine.data and tap.view.features == view.features

@@ -113,3 +113,21 @@ def test_a_bad_record_ends_the_connection_and_keeps_what_was_known():
             server.close()
 
     assert asyncio.run(run()) == ["198.18.1.10:40000"]
+
+
+def test_a_restarted_mirror_gets_back_the_views_it_shared():
+    async def run():
+        port = free_port()
+        standby = PeerSync(("127.0.0.1", port), ("127.0.0.1", 1))
+        standby.known["198.18.1.10:40000"] = view()  # shared before the active's mirror restarted
+        server = await standby.serve()
+        restarted = PeerSync(("127.0.0.1", 0), ("127.0.0.1", port))
+        pusher = asyncio.get_running_loop().create_task(restarted.push(list))
+        try:
+            await until(lambda: "198.18.1.10:40000" in restarted.known)
+            return restarted.view_for("198.18.1.10:40000")
+        finally:
+            pusher.cancel()
+            server.close()
+
+    assert asyncio.run(run()).ready
