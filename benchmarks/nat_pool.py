@@ -11,6 +11,9 @@ Faults, each TRIALS times, alternating the backup that dies:
   kill   the backup's container is SIGKILLed (nothing tells the switches);
          timed from the SIGKILL, sent from this host
 
+Before each trial every emulated switch reconnects, so that the fault meets
+the pool's own spread (about half the fleet on each backup).
+
 For every emulated switch that opens a new session after the fault, the time
 from the fault to the controller's first message on that session (the
 emulator stamps it). In NAT mode the prober drops the dead backup from the
@@ -67,9 +70,17 @@ def spread() -> Counter:
     return Counter(names.get(ctl, ctl) for switch, ctl in pairs if switch in fleet)
 
 
+def rebalance() -> None:
+    """Every emulated switch reconnects, so that each trial starts from the
+    pool's own spread (established sessions never move back on their own)."""
+    emulator({"cmd": "disconnect"})
+    time.sleep(1.5)
+    wait(all_connected, 60, "every emulated switch connected")
+
+
 def trial(fault: str, victim: str) -> list[float]:
     """One fault; the seconds from it to each moved switch's first controller message."""
-    wait(all_connected, 60, "every emulated switch connected")
+    rebalance()
     before = emulator({"cmd": "status"})
     if fault == "kill":
         pid = pid_of(victim)

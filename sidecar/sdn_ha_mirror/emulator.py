@@ -23,6 +23,8 @@ The control socket takes one JSON request a line and answers one JSON line:
   {"cmd": "packet_in", "count": N, "addresses": [...]} N PACKET_INs from new
                                                       MACs on each session
   {"cmd": "echo"}                                     an ECHO_REQUEST on each
+  {"cmd": "disconnect", "addresses": [...]}           close the sessions (each
+                                                      reconnects 1 s later)
 """
 
 from __future__ import annotations
@@ -235,7 +237,14 @@ class Emulator:
             return {"sent": {s.address: s.packet_ins(int(request.get("count", 1))) for s in chosen}}
         if cmd == "echo":
             return {"sent": {s.address: s.send(pack(OFP13, OFPT.ECHO_REQUEST, 0xE1E1E1E1)) for s in chosen}}
-        return {"error": f"unknown command {cmd!r}; known: status, packet_in, echo"}
+        if cmd == "disconnect":
+            closed = {}
+            for s in chosen:
+                closed[s.address] = s.writer is not None
+                if s.writer is not None:
+                    s.writer.close()
+            return {"closed": closed}
+        return {"error": f"unknown command {cmd!r}; known: status, packet_in, echo, disconnect"}
 
     async def serve_control(self, reader, writer) -> None:
         try:

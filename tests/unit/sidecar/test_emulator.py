@@ -96,3 +96,25 @@ def test_a_dropped_session_comes_back_after_a_second_as_a_new_session():
     assert len(sessions) == 2  # the first, and one more 1 s after it dropped
     assert switch.sessions == 2
     assert switch.last_error == "closed by the controller"
+
+
+def test_a_session_closed_on_request_comes_back_a_second_later():
+    async def script(reader, writer, framer):
+        await read_messages(reader, framer, 1)
+        await reader.read()
+
+    async def scenario():
+        server, port, sessions = await controller(script)
+        switch = Switch("127.0.0.4", 0x3000)
+        emulator = Emulator(("127.0.0.1", port), [switch], ARGS)
+        task = asyncio.create_task(emulator.run())
+        await asyncio.sleep(0.3)
+        closed = emulator.control({"cmd": "disconnect"})
+        await asyncio.sleep(1.5)
+        task.cancel()
+        server.close()
+        return closed, sessions, switch
+
+    closed, sessions, switch = asyncio.run(scenario())
+    assert closed == {"closed": {"127.0.0.4": True}}
+    assert len(sessions) == 2 and switch.sessions == 2
