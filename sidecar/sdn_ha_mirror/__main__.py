@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hold-timeout", type=float, default=5.0, help="seconds a master request waits for the cache")
     parser.add_argument("--switch-timeout", type=float, default=15.0, help="seconds before a silent switch is gone")
     parser.add_argument("--capture", metavar="IFACE", help="take kernel copies from IFACE instead of relaying")
-    parser.add_argument("--capture-buffer", type=int, default=8 << 20, help="bytes of copies the kernel holds")
+    parser.add_argument("--capture-buffer", type=int, default=32 << 20, help="bytes of copies the kernel holds")
     parser.add_argument(
         "--idle-timeout", type=float, default=60.0, help="seconds before a silent captured session ends"
     )

@@ -52,6 +52,10 @@ PACKET_OUTGOING = 4
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 SEQ_MOD = 1 << 32
 MAX_FRAME = 14 + 0xFFFF
+# Whole, well-formed messages in a row that prove a boundary even when the
+# data seen does not end at a message end (a chance chain of this many is
+# far less likely than the 1 in 2^40 or so of one header).
+CHAIN_PROOF = 4
 # Highest message type of OpenFlow 1.5; anything above is not a header.
 MAX_TYPE = 35
 _HEADER = struct.Struct("!BBH")
@@ -157,21 +161,24 @@ WAIT = -1  # no boundary can be told yet: more data is needed
 
 
 def find_boundary(data: bytes, version: int) -> int:
-    """The first offset from which whole OpenFlow messages of `version`
-    (any known version when 0) chain exactly to the end of `data`; WAIT
-    when none does yet."""
+    """The first offset from which whole OpenFlow messages of `version` (any
+    known version when 0) chain exactly to the end of `data`, or chain
+    through CHAIN_PROOF whole messages; WAIT when none does yet."""
     n = len(data)
     unpack = _HEADER.unpack_from
     for start in range(n - 7):
         off, whole = start, 0
-        while off + 8 <= n:
+        while off + 8 <= n and whole < CHAIN_PROOF:
             v, kind, length = unpack(data, off)
             if (v != version if version else not 1 <= v <= 6) or kind > MAX_TYPE or length < 8:
+                break
+            if off + length > n:
+                off = n + 1  # valid so far, cut short: cannot tell yet
                 break
             off += length
             whole += 1
         else:
-            if off == n and whole:
+            if whole and (off == n or whole >= CHAIN_PROOF):
                 return start
     return WAIT
 
@@ -241,21 +248,25 @@ class Stream:
         self._drain()
 
     def _drain(self) -> None:
-        while self.held:
-            for seq in list(self.held):
-                d = (seq - self.next) % SEQ_MOD
-                if d >= SEQ_MOD // 2:
-                    d -= SEQ_MOD
-                if d <= 0:
-                    payload = self.held.pop(seq)
-                    self.held_bytes -= len(payload)
-                    if d + len(payload) > 0:
-                        self._accept(payload[-d:] if d else payload)
-                    break
-            else:
+        """Deliver the held segments that now follow on, in one sorted pass."""
+        for seq in sorted(self.held, key=self._distance):
+            d = self._distance(seq)
+            if d > 0:
                 break
+            payload = self.held.pop(seq)
+            self.held_bytes -= len(payload)
+            if d + len(payload) > 0:
+                self._accept(payload[-d:] if d else payload)
         if self.held:
             self.held_since = time.monotonic()
+
+    def _distance(self, seq: int) -> int:
+        """Signed bytes from the next expected sequence number to seq."""
+        return (seq - self.next + SEQ_MOD // 2) % SEQ_MOD - SEQ_MOD // 2
+
+    def leftover(self) -> int:
+        """Bytes held that will never be delivered (the session ended)."""
+        return self.held_bytes + len(self.unsynced)
 
     def _accept(self, payload: bytes) -> None:
         self.next = (self.next + len(payload)) % SEQ_MOD
@@ -432,6 +443,7 @@ class Capture:
     def end(self, flow: Flow, why: str) -> None:
         if self.flows.get(flow.key) is flow:
             del self.flows[flow.key]
+        flow.tap.switch_gap(flow.switch.leftover())  # what waited in vain: never seen whole
         flow.tap.close()
         log.debug("switch %s: session %s", flow.peer, why)
         if self.on_close:

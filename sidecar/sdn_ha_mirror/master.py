@@ -109,6 +109,13 @@ class MasterLink:
                 writer.close()
             log.info("switch %s: master went away; reconnecting", self.label)
 
+    def flush(self) -> None:
+        """Hand every queued copy to the master's transport, past its
+        high-water mark (bounded by the queue's limit)."""
+        if self.ready.is_set() and self.writer is not None and not self.writer.is_closing():
+            while len(self.queue):
+                self.writer.transport.write(self.queue.take(MASTER_WRITE_CHUNK))
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()

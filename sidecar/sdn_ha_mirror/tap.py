@@ -84,9 +84,12 @@ class Tap:
             self.link.view_changed()
 
     def close(self) -> None:
+        """The session ended: the copies already queued still go to the
+        master (the transport flushes them as it closes)."""
         if self._task is not None:
             self._task.cancel()
         if self.link:
+            self.link.flush()
             self.link.close()
 
     def from_switch(self, data: bytes) -> None:

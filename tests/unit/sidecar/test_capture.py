@@ -171,7 +171,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-async def capture_lab(packet_ins, late=False):
+async def capture_lab(packet_ins, late=False, close_at_once=False):
     port = free_port()
     sock = packet_socket(port)
     backup, master = Backup(), Master()
@@ -214,6 +214,8 @@ async def capture_lab(packet_ins, late=False):
         for n in range(packet_ins):
             writer.write(packet_in(n))
             await writer.drain()
+        if close_at_once:  # the session ends while copies still wait for the master
+            writer.close()
         await until(lambda: sum(m.type == OFPT.PACKET_IN for m in master.messages) >= packet_ins)
         await asyncio.sleep(0.2)
         writer.close()
@@ -247,3 +249,32 @@ def test_a_session_picked_up_mid_flight_feeds_the_master_from_the_next_whole_mes
     assert c.consistent() and c.mirrored_messages == 50
     assert c.unseen_bytes == len(packet_in(999)) - 40  # the tail of the cut message
     assert capture.stats.ignored > 0  # what the standby saw
+
+
+def test_copies_queued_when_the_session_ends_still_reach_the_master():
+    flow, master, _ = asyncio.run(capture_lab(2000, close_at_once=True))
+    assert sum(m.type == OFPT.PACKET_IN for m in master.messages) == 2000
+    assert flow.tap.counters.consistent() and flow.tap.counters.unseen_bytes == 0
+
+
+def test_a_long_chain_proves_a_boundary_before_the_data_ends_at_one():
+    msgs = b"".join(packet_in(n) for n in range(6))
+    assert find_boundary(msgs[50:-30], 4) == len(packet_in(0)) - 50
+    assert find_boundary(msgs[50 : 50 + 3 * 128], 4) == WAIT  # two whole ones and a cut one: not yet
+
+
+def test_bytes_still_waiting_when_a_session_ends_are_counted_as_never_seen():
+    from sdn_ha_mirror.capture import Segment
+
+    settings = Settings()
+    capture = Capture(None, VIP, [6653], lambda peer, mid: Tap(settings, str(peer)), is_active=lambda: True)
+    capture.active = True
+    key = (socket.inet_aton("198.18.1.10"), 40000)
+    capture.handle(Segment(key, True, 0, 0x02, b""), 0.0)  # SYN
+    a, b = packet_in(1), packet_in(2)
+    capture.handle(Segment(key, True, 1, 0x18, a + b[:50]), 0.0)
+    capture.handle(Segment(key, True, 1 + len(a) + len(b) + 10, 0x18, packet_in(3)), 0.0)  # after a hole
+    tap = capture.flows[key].tap
+    capture.handle(Segment(key, True, 0, 0x14, b""), 0.0)  # RST
+    assert tap.counters.relayed_messages == 1
+    assert tap.counters.unseen_bytes == 50 + len(packet_in(3))
