@@ -19,13 +19,15 @@ import json
 import logging
 import signal
 import socket
+from collections import OrderedDict
 from dataclasses import fields
 
 from .accounting import Counters
 from .capture import Capture, CaptureStats, open_socket
 from .master import Settings
 from .relay import start_server
-from .sync import PeerSync
+from .shadow import SwitchView
+from .sync import PeerSync, load_views, save_views
 from .tap import Tap
 
 IP_FREEBIND = 15  # Linux; Python 3.11's socket module lacks the constant
@@ -126,6 +128,71 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+async def start_capture(args: argparse.Namespace, settings: Settings, registry: Registry) -> tuple[list, list]:
+    """Capture mode: the kernel's copies of the sessions to --listen, the
+    views of their switches (from the peer LB, and from the view file a
+    previous run of this mirror left), and the tasks that keep them."""
+    vips = {host for host, _ in args.listen}
+    if len(vips) != 1:
+        raise SystemExit("--capture takes the sessions of one VIP: give --listen the same address each time")
+    vip, ports = vips.pop(), [port for _, port in args.listen]
+    known = load_views(args.view_file) if args.view_file else OrderedDict()
+    sync = PeerSync(args.sync_listen, args.sync_peer, known) if args.sync_peer else None
+    loop = asyncio.get_running_loop()
+
+    def new_tap(peer: tuple[str, int], mid_flight: bool) -> Tap:
+        label = f"{peer[0]}:{peer[1]}"
+        view = known.pop(label, None)
+        if mid_flight and view is None:
+            log.info("switch %s: picked up mid-flight, its view not known yet", label)
+        return Tap(settings, label, view if mid_flight else None)
+
+    def closed(flow) -> None:
+        registry.closed(flow)
+        if sync:
+            sync.session_ended(flow.tap.label)
+
+    capture = Capture(
+        open_socket(args.capture, vip, ports, args.capture_buffer),
+        vip,
+        ports,
+        new_tap,
+        registry.opened,
+        closed,
+        idle_timeout=args.idle_timeout,
+    )
+    registry.capture = capture
+
+    def views() -> list[tuple[str, SwitchView]]:
+        return [(flow.tap.label, flow.tap.view) for flow in capture.flows.values()]
+
+    async def keep_views() -> None:
+        """Streams picked up before their view was known adopt it when it
+        comes (from the peer); the live views go to the view file."""
+        saved = None
+        while True:
+            await asyncio.sleep(0.5)
+            for flow in list(capture.flows.values()):
+                if not flow.tap.view.ready and (view := known.pop(flow.tap.label, None)):
+                    flow.tap.adopt(view)
+            if args.view_file:
+                current = [(label, view.generation) for label, view in views()]
+                if current != saved:
+                    try:
+                        save_views(args.view_file, views())
+                        saved = current
+                    except OSError as exc:
+                        log.warning("%s: %s", args.view_file, exc)
+
+    servers = []
+    tasks = [loop.create_task(capture.run()), loop.create_task(keep_views())]
+    if sync:
+        servers.append(await sync.serve())
+        tasks.append(loop.create_task(sync.push(views)))
+    log.info("capturing %s on %s, master %s, %d views known", args.listen, args.capture, args.master, len(known))
+    return servers, tasks
+
+
 async def serve(args: argparse.Namespace) -> None:
     settings = Settings(
         primary=args.primary,
@@ -150,54 +217,7 @@ async def serve(args: argparse.Namespace) -> None:
 
     servers, tasks = [], []
     if args.capture:
-        vips = {host for host, _ in args.listen}
-        if len(vips) != 1:
-            raise SystemExit("--capture takes the sessions of one VIP: give --listen the same address each time")
-        vip, ports = vips.pop(), [port for _, port in args.listen]
-        sync = PeerSync(args.sync_listen, args.sync_peer) if args.sync_peer else None
-
-        def new_tap(peer: tuple[str, int], mid_flight: bool) -> Tap:
-            label = f"{peer[0]}:{peer[1]}"
-            view = sync.view_for(label) if sync else None
-            if mid_flight and view is None:
-                log.info("switch %s: picked up mid-flight with no view from the peer; no shadow session", label)
-            return Tap(settings, label, view if mid_flight else None)
-
-        def closed(flow) -> None:
-            registry.closed(flow)
-            if sync:
-                sync.session_ended(flow.tap.label)
-
-        capture = Capture(
-            open_socket(args.capture, vip, ports, args.capture_buffer),
-            vip,
-            ports,
-            new_tap,
-            registry.opened,
-            closed,
-            idle_timeout=args.idle_timeout,
-        )
-
-        async def adopt_late() -> None:
-            """Views that arrive after their stream was picked up (the mirror
-            restarted, and the peer sends back what it held)."""
-            while True:
-                await asyncio.sleep(0.5)
-                for flow in list(capture.flows.values()):
-                    if not flow.tap.view.ready and (view := sync.view_for(flow.tap.label)):
-                        flow.tap.adopt(view)
-
-        if sync:
-            servers.append(await sync.serve())
-            tasks.append(asyncio.get_running_loop().create_task(adopt_late()))
-            tasks.append(
-                asyncio.get_running_loop().create_task(
-                    sync.push(lambda: [(f.tap.label, f.tap.view) for f in capture.flows.values()])
-                )
-            )
-        registry.capture = capture
-        tasks.append(asyncio.get_running_loop().create_task(capture.run()))
-        log.info("capturing %s on %s, master %s", args.listen, args.capture, args.master)
+        servers, tasks = await start_capture(args, settings, registry)
     else:
         servers = [
             await start_server(settings, registry.opened, registry.closed, sock=listening_socket(*listen))
@@ -229,6 +249,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--idle-timeout", type=float, default=60.0, help="seconds before a silent captured session ends"
     )
+    parser.add_argument("--view-file", help="where the live sessions' views are kept across restarts")
     parser.add_argument("--sync-listen", type=address, help="where the peer LB sends its views, HOST:PORT")
     parser.add_argument("--sync-peer", type=address, help="the peer LB's --sync-listen, HOST:PORT")
     parser.add_argument("--metrics", type=address, default=("127.0.0.1", 9310))

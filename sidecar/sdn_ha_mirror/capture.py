@@ -34,6 +34,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .local import holds
 from .openflow import FramingError
@@ -240,12 +241,18 @@ class Stream:
             self.skip_gap()
 
     def skip_gap(self) -> None:
-        first = min(self.held, key=lambda s: (s - self.next) % SEQ_MOD)
-        missing = (first - self.next) % SEQ_MOD
-        self.gap(missing + len(self.unsynced))
-        self.unsynced, self.synced = b"", False
-        self.next = first
-        self._drain()
+        """Give up on every hole before the held segments: count each as
+        never seen, and deliver what was held, in one sorted pass."""
+        for seq in sorted(self.held, key=self._distance):
+            payload = self.held.pop(seq)
+            self.held_bytes -= len(payload)
+            d = self._distance(seq)
+            if d > 0:
+                self.gap(d + len(self.unsynced))
+                self.unsynced, self.synced = b"", False
+                self.next, d = seq, 0
+            if d + len(payload) > 0:
+                self._accept(payload[-d:] if d else payload)
 
     def _drain(self) -> None:
         """Deliver the held segments that now follow on, in one sorted pass."""
@@ -303,8 +310,7 @@ class CaptureStats:
     ignored: int = 0  # not to or from the VIP's ports, or the LB is standby
 
 
-@dataclass
-class Segment:
+class Segment(NamedTuple):
     switch: tuple[bytes, int]  # the switch's address (packed) and port
     from_switch: bool
     seq: int
@@ -312,18 +318,20 @@ class Segment:
     payload: bytes
 
 
+_IP = struct.Struct("!BxH8x4s4s")  # version and header length, total length, source, destination
+
+
 def parse(frame: memoryview, vip: bytes, ports: frozenset[int]) -> Segment | None:
     """The TCP segment of an Ethernet frame, if it belongs to a switch session."""
-    if len(frame) < 34:
+    n = len(frame)
+    if n < 54:
         return None
-    ihl = (frame[14] & 0x0F) * 4
-    total = int.from_bytes(frame[16:18], "big")
-    t = 14 + ihl
-    if len(frame) < t + 20:
+    version_ihl, total, src, dst = _IP.unpack_from(frame, 14)
+    t = 14 + (version_ihl & 0x0F) * 4
+    if n < t + 20:
         return None
-    src, dst = bytes(frame[26:30]), bytes(frame[30:34])
     sport, dport, seq, _, off_flags = _TCP.unpack_from(frame, t)
-    start, end = t + (off_flags >> 12) * 4, min(14 + total, len(frame)) if total else len(frame)
+    start, end = t + (off_flags >> 12) * 4, (14 + total if total and 14 + total < n else n)
     payload = bytes(frame[start:end]) if end > start else b""
     if dst == vip and dport in ports:
         return Segment((src, sport), True, seq, off_flags & 0x3F, payload)

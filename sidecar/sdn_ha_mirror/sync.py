@@ -1,4 +1,5 @@
-"""The switches' views, shared ahead of time with the peer LB.
+"""The switches' views, shared ahead of time with the peer LB, and kept on
+disk for a mirror that restarts.
 
 The master's shadow session for a switch can only open once the mirror
 holds the switch's FEATURES_REPLY and PORT_DESC. The LB that takes the VIP
@@ -25,6 +26,7 @@ import asyncio
 import base64
 import json
 import logging
+import os
 from collections import OrderedDict
 
 from .shadow import SwitchView
@@ -59,10 +61,32 @@ def decode(record: dict) -> SwitchView:
     return view
 
 
+def save_views(path: str, views: list[tuple[str, SwitchView]]) -> None:
+    """The live sessions' views, for a restarted mirror (atomically)."""
+    partial = f"{path}.partial"
+    with open(partial, "wb") as handle:
+        handle.writelines(encode(label, view) for label, view in views if view.ready)
+    os.replace(partial, path)
+
+
+def load_views(path: str) -> OrderedDict[str, SwitchView]:
+    known: OrderedDict[str, SwitchView] = OrderedDict()
+    try:
+        with open(path, "rb") as handle:
+            for line in handle:
+                record = json.loads(line)
+                known[str(record["switch"])] = decode(record)
+    except FileNotFoundError:
+        pass
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: bad record (%s); the views after it are ignored", path, exc)
+    return known
+
+
 class PeerSync:
-    def __init__(self, listen: tuple[str, int], peer: tuple[str, int]):
+    def __init__(self, listen: tuple[str, int], peer: tuple[str, int], known: OrderedDict | None = None):
         self.listen, self.peer = listen, peer
-        self.known: OrderedDict[str, SwitchView] = OrderedDict()
+        self.known: OrderedDict[str, SwitchView] = known if known is not None else OrderedDict()
         self.sent: dict[str, int] = {}  # label -> view generation the peer has
         self.ended: list[str] = []
         self.received = self.pushed = 0

@@ -131,3 +131,14 @@ def test_a_restarted_mirror_gets_back_the_views_it_shared():
             server.close()
 
     assert asyncio.run(run()).ready
+
+
+def test_views_saved_by_one_run_are_loaded_by_the_next(tmp_path):
+    from sdn_ha_mirror.sync import load_views, save_views
+
+    path = str(tmp_path / "views")
+    unready = SwitchView(version=4)
+    save_views(path, [("198.18.1.10:40000", view()), ("198.18.1.11:40001", unready)])
+    known = load_views(path)
+    assert list(known) == ["198.18.1.10:40000"] and known["198.18.1.10:40000"].ready
+    assert load_views(str(tmp_path / "none")) == {}
