@@ -9,7 +9,11 @@ container and records:
   - the stall: the longest silence between echo replies from just before
     the fault on (a reset session counts until its replacement answers; the
     emulator reconnects at once, faster than a real switch's backoff);
-  - whether the session was reset.
+  - whether the session was reset;
+  - how long after the fault the master controller's Faucet counts a
+    PACKET_IN sent after it (the emulated switch sends one from a new MAC
+    every 50 ms; the master's count is polled every 50 ms in its own
+    network namespace): the mirror is back on the new active LB.
 
 Cases, each with --trials trials, in one run:
 
@@ -49,56 +53,41 @@ BACKUPS = ("198.18.3.22", "198.18.3.23")
 
 
 # -- the emulated switch (runs inside sw1's network namespace) ---------------
-def of(kind: int, xid: int, body: bytes = b"") -> bytes:
-    return struct.pack("!BBHI", 4, kind, 8 + len(body), xid) + body
+sys.path.insert(0, str(ROOT / "sidecar"))
+from sdn_ha_mirror.emulator import answer, packet_in
+from sdn_ha_mirror.openflow import OFPT, Framer, pack
 
-
-def answer(kind: int, xid: int, body: bytes) -> bytes | None:
-    """What a quiet switch answers to a controller's message, if anything."""
-    if kind == 5:  # FEATURES_REQUEST
-        return of(6, xid, struct.pack("!QIBB2xII", BENCH_DPID, 0, 1, 0, 0, 0))
-    if kind == 2:  # ECHO_REQUEST
-        return of(3, xid, body)
-    if kind == 20:  # BARRIER_REQUEST
-        return of(21, xid)
-    if kind == 7:  # GET_CONFIG_REQUEST
-        return of(8, xid, struct.pack("!HH", 0, 0xFFFF))
-    if kind == 24:  # ROLE_REQUEST
-        return of(25, xid, body[:16])
-    if kind == 18 and len(body) >= 2:  # MULTIPART_REQUEST: an empty reply of the same kind
-        kind_ = struct.unpack_from("!H", body)[0]
-        payload = bytes(1056) if kind_ == 0 else b""  # OFPMP_DESC has a fixed body
-        return of(19, xid, struct.pack("!HH4x", kind_, 0) + payload)
-    return None
+PACKET_IN_EVERY = 5  # echoes: one PACKET_IN from a new MAC every 50 ms
+METRICS = "http://127.0.0.1:9302/metrics"  # the master's Faucet, from its own network namespace
 
 
 def emulate(seconds: float) -> None:
-    """Keep one session to the VIP up for `seconds`, echoing every INTERVAL;
-    print every echo reply's arrival time and every reset as JSON."""
+    """Keep one session to the VIP up for `seconds`, echoing every INTERVAL
+    and sending a PACKET_IN from a new MAC every PACKET_IN_EVERY echoes;
+    print every echo reply's arrival time, every PACKET_IN's and every reset
+    as JSON. The switch answers the controller as sdn_ha_mirror.emulator's
+    switches do."""
     events: list = []
     stop = time.time() + seconds
+    macs = itertools.count(1)
 
     def session() -> None:
         sock = socket.create_connection((FRONT_VIP, 6653), timeout=1)
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.sendall(of(0, 1))
+        sock.sendall(pack(4, OFPT.HELLO, 1))
         events.append(["connected", time.time()])
         alive = threading.Event()
         alive.set()
 
         def reader() -> None:
-            buf = b""
+            framer = Framer()
             try:
                 while data := sock.recv(65536):
-                    buf += data
-                    while len(buf) >= 8 and len(buf) >= struct.unpack_from("!H", buf, 2)[0]:
-                        length = struct.unpack_from("!H", buf, 2)[0]
-                        kind, xid, body = buf[1], struct.unpack_from("!I", buf, 4)[0], buf[8:length]
-                        buf = buf[length:]
-                        if kind == 3 and xid >= 1 << 31:
+                    for message in framer.feed(data):
+                        if message.type == OFPT.ECHO_REPLY and message.xid >= 1 << 31:
                             events.append(["reply", time.time()])
-                        elif (reply := answer(kind, xid, body)) is not None:
+                        elif (reply := answer(message, BENCH_DPID, 1)) is not None:
                             sock.sendall(reply)
             except OSError:
                 pass
@@ -108,7 +97,10 @@ def emulate(seconds: float) -> None:
         xid = 1 << 31
         try:
             while alive.is_set() and time.time() < stop:
-                sock.sendall(of(2, xid, b"bench"))
+                sock.sendall(pack(4, OFPT.ECHO_REQUEST, xid, b"bench"))
+                if xid % PACKET_IN_EVERY == 0:
+                    sock.sendall(packet_in(1, struct.pack("!HI", 0x0299, next(macs))))
+                    events.append(["packet_in", time.time()])
                 xid += 1
                 time.sleep(INTERVAL)
         except OSError:
@@ -125,6 +117,25 @@ def emulate(seconds: float) -> None:
     print(json.dumps(events))
 
 
+def poll_master(seconds: float) -> None:
+    """In the master's network namespace: its Faucet's count of the bench
+    datapath's PACKET_INs every 50 ms, as JSON [[time, count], ...]."""
+    import re
+    import urllib.request
+
+    pattern = re.compile(r'^of_packet_ins_total\{[^}]*dp_name="bench"[^}]*\}\s+(\S+)', re.M)
+    samples, stop = [], time.time() + seconds
+    while time.time() < stop:
+        try:
+            text = urllib.request.urlopen(METRICS, timeout=0.5).read().decode()
+            found = pattern.search(text)
+            samples.append([time.time(), float(found.group(1)) if found else 0.0])
+        except OSError:
+            pass
+        time.sleep(0.05)
+    print(json.dumps(samples))
+
+
 # -- the driver (runs on the host) ---------------------------------------------
 def converge(mode: str) -> None:
     print(f"converging the lab in {mode} mode ...", file=sys.stderr, flush=True)
@@ -138,7 +149,7 @@ def settle() -> str:
     return active_lb()
 
 
-def trial(case: str) -> tuple[float, bool]:
+def trial(case: str) -> tuple[float, bool, float]:
     active = settle()
     standby = next(lb for lb in LBS if lb != active)
     if case == "nat-retarget":
@@ -158,6 +169,9 @@ def trial(case: str) -> tuple[float, bool]:
     emulator = subprocess.Popen(
         in_netns("sw1", sys.executable, __file__, "--emulate", "9"), text=True, stdout=subprocess.PIPE
     )
+    master = subprocess.Popen(
+        in_netns("ctl1", sys.executable, __file__, "--poll-master", "9"), text=True, stdout=subprocess.PIPE
+    )
     time.sleep(3)
     # SIGKILL to the container's init, as `podman kill` sends it, timed
     # without podman's own latency.
@@ -165,6 +179,7 @@ def trial(case: str) -> tuple[float, bool]:
     fault = time.time()
     os.kill(pid, signal.SIGKILL)
     out, _ = emulator.communicate(timeout=30)
+    polled, _ = master.communicate(timeout=30)
     if case == "nat-retarget":
         run("podman", "exec", standby, "systemctl", "kill", "--signal=SIGCONT", "sdn-ha-prober")
     wait(lambda: run("podman", "inspect", "--format", "{{.State.Running}}", active) == "false", 30, f"{active} to stop")
@@ -175,44 +190,65 @@ def trial(case: str) -> tuple[float, bool]:
     replies = sorted(t for kind, t in events if kind == "reply" and t > fault - 0.5)
     stall = max((b - a for a, b in itertools.pairwise(replies)), default=float("nan"))
     reset = any(kind == "reset" and t > fault - 0.1 for kind, t in events)
-    return stall, reset
+    # The master: from the fault until its count of the bench datapath's
+    # PACKET_INs rises above what it was at the fault, that is, until a
+    # PACKET_IN sent after the fault reached it (PACKET_INs go every 50 ms).
+    samples = json.loads(polled or "[]")
+    at_fault = max((c for t, c in samples if t <= fault), default=None)
+    later = [t for t, c in samples if t > fault and at_fault is not None and c > at_fault]
+    master_back = later[0] - fault if later else float("nan")
+    return stall, reset, master_back
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
     parser.add_argument("--emulate", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--poll-master", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.emulate:
         emulate(args.emulate)
         return 0
+    if args.poll_master:
+        poll_master(args.poll_master)
+        return 0
     labnet.require()
-    results: dict[str, list[tuple[float, bool]]] = {}
+    results: dict[str, list[tuple[float, bool, float]]] = {}
     try:
         for mode, cases in (("proxy", ["proxy"]), ("nat", ["nat", "nat-retarget"])):
             converge(mode)
             for case in cases:
                 for n in range(args.trials):
-                    stall, reset = trial(case)
-                    results.setdefault(case, []).append((stall, reset))
-                    print(f"{case} trial {n + 1}: stall {stall:.3f} s, reset {reset}", file=sys.stderr, flush=True)
+                    stall, reset, master_back = trial(case)
+                    results.setdefault(case, []).append((stall, reset, master_back))
+                    print(
+                        f"{case} trial {n + 1}: stall {stall:.3f} s, reset {reset}, master fed {master_back:.2f} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     finally:
         settle()
         converge("proxy")
     print(f"\nLB failover (podman kill of the active LB), {args.trials} trials per case; echo every 10 ms\n")
-    print("| Case | Echo stall, median | p95 | min-max | Sessions reset |")
-    print("|---|---|---|---|---|")
+    print("| Case | Echo stall, median | p95 | min-max | Sessions reset | Fault -> a later PACKET_IN at the master |")
+    print("|---|---|---|---|---|---|")
     for case, rows in results.items():
-        stalls = sorted(s for s, _ in rows)
+        stalls = sorted(s for s, _, _ in rows)
         p95 = stalls[min(len(stalls) - 1, round(0.95 * (len(stalls) - 1)))]
-        resets = sum(r for _, r in rows)
+        resets = sum(r for _, r, _ in rows)
+        back = sorted(b for _, _, b in rows if b == b)  # NaN: never within the trial
+        fed = (
+            f"{statistics.median(back):.2f} s ({back[0]:.2f}-{back[-1]:.2f}), {len(back)} of {len(rows)}"
+            if back
+            else "never"
+        )
         print(
             f"| {case} | {statistics.median(stalls):.3f} s | {p95:.3f} s | {stalls[0]:.3f}-{stalls[-1]:.3f} s"
-            f" | {resets} of {len(rows)} |"
+            f" | {resets} of {len(rows)} | {fed} |"
         )
-    base = statistics.median(s for s, _ in results["proxy"])
+    base = statistics.median(s for s, _, _ in results["proxy"])
     for case in ("nat", "nat-retarget"):
-        print(f"{case}: median stall {statistics.median(s for s, _ in results[case]) / base:.2f}x proxy mode's")
+        print(f"{case}: median stall {statistics.median(s for s, _, _ in results[case]) / base:.2f}x proxy mode's")
     return 0
 
 
