@@ -48,14 +48,20 @@ from .reset import challenge, parse_resets
 log = logging.getLogger("sdn_ha_mirror.probe")
 OFP13 = 0x04
 REFUSED = "connection refused"
+SLOW = "connected, but no HELLO"
 
 
 async def probe(host: str, port: int, timeout: float = 1.0) -> str | None:
-    """None when the target is healthy, else why not."""
+    """None when the target is healthy, else why not. The connection and the
+    HELLO get `timeout` each: a controller whose kernel accepts but whose
+    Faucet is slow to answer is told apart from a host that is gone."""
     writer = None
+    connected = False
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(host, port)
+        connected = True
+        async with asyncio.timeout(timeout):
             writer.write(pack(OFP13, OFPT.HELLO, 0))
             framer = Framer()
             while data := await reader.read(4096):
@@ -65,7 +71,7 @@ async def probe(host: str, port: int, timeout: float = 1.0) -> str | None:
                     return f"first message is type {message.type}, not HELLO"
             return "closed without a HELLO"
     except TimeoutError:
-        return f"no HELLO within {timeout} s"
+        return f"{SLOW} within {timeout} s" if connected else f"no connection within {timeout} s"
     except ConnectionRefusedError:
         return REFUSED
     except FramingError as exc:
@@ -89,14 +95,25 @@ class Target:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def record(self, reason: str | None, rise: int, fall: int) -> None:
-        """Flip `healthy` only after `rise` good or `fall` bad probes in a row."""
+    def record(self, reason: str | None, rise: int, fall: int, slow_fall: int | None = None) -> None:
+        """Flip `healthy` only after `rise` good or `fall` bad probes in a
+        row; a refusal drops it at once, and a controller that accepts the
+        connection but is slow to say HELLO (a busy Faucet) only after
+        `slow_fall` such probes in a row."""
         self.reason = reason
         if (reason is None) == self.healthy:
             self.streak = 0
             return
         self.streak += 1
-        if self.streak >= (rise if reason is None else 1 if reason == REFUSED else fall):
+        if reason is None:
+            needed = rise
+        elif reason == REFUSED:
+            needed = 1
+        elif reason.startswith(SLOW):
+            needed = slow_fall or fall
+        else:
+            needed = fall
+        if self.streak >= needed:
             self.healthy, self.streak = reason is None, 0
 
 
@@ -152,10 +169,10 @@ def read_switches(path: str | None) -> list[str]:
     return switches
 
 
-async def probe_all(targets: list[Target], timeout: float, rise: int, fall: int) -> None:
+async def probe_all(targets: list[Target], timeout: float, rise: int, fall: int, slow_fall: int | None = None) -> None:
     reasons = await asyncio.gather(*(probe(t.host, t.port, timeout) for t in targets))
     for target, reason in zip(targets, reasons, strict=True):
-        target.record(reason, rise, fall)
+        target.record(reason, rise, fall, slow_fall)
 
 
 async def watch(args: argparse.Namespace, backups: list[Target], last_resort: Target | None = None) -> None:
@@ -173,7 +190,7 @@ async def watch(args: argparse.Namespace, backups: list[Target], last_resort: Ta
         stamp = file_stamp(args.switches)
         if stamp != switches_seen and (stamp is not None or not switches):  # changed: read it again
             switches, switches_seen = read_switches(args.switches), stamp  # (a vanished file keeps the last list)
-        await probe_all(targets, args.timeout, args.rise, args.fall)
+        await probe_all(targets, args.timeout, args.rise, args.fall, args.slow_fall)
         for t in targets:
             if was_healthy[t.address] and not t.healthy:
                 dead[t.address] = t
@@ -220,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rise", type=int, default=2, help="good probes in a row to take a target back")
     parser.add_argument("--fall", type=int, default=2, help="bad probes in a row to drop a target")
     parser.add_argument("--vip", help="the front VIP: end the cleared sessions toward their switches from it")
+    parser.add_argument(
+        "--slow-fall", type=int, default=8, help="probes in a row that connect but get no HELLO, to drop a target"
+    )
     parser.add_argument("--once", action="store_true", help="probe once, print JSON and exit")
     parser.add_argument("--on-change", help="command run after the assignment is written, with the dead targets")
     args = parser.parse_args(argv)

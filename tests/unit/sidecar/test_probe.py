@@ -4,7 +4,7 @@ import asyncio
 import json
 
 from sdn_ha_mirror.openflow import OFPT, pack
-from sdn_ha_mirror.probe import REFUSED, Target, assign, main, probe
+from sdn_ha_mirror.probe import REFUSED, SLOW, Target, assign, main, probe
 
 
 async def serve(behaviour):
@@ -39,9 +39,22 @@ def test_only_a_hello_makes_a_controller_healthy():
     results = asyncio.run(scenario())
     assert results["hello"] is None
     assert "not OpenFlow" in results["http"]
-    assert "no HELLO within 0.3 s" in results["silent"]
+    assert results["silent"] == f"{SLOW} within 0.3 s"
     assert results["close"] == "closed without a HELLO"
     assert results["refused"] == REFUSED
+
+
+def test_a_busy_controller_is_given_longer_than_a_silent_host():
+    target = Target("198.18.3.21", 6653, healthy=True)
+    for _ in range(5):
+        target.record(f"{SLOW} within 0.5 s", rise=2, fall=2, slow_fall=6)
+    assert target.healthy
+    target.record(f"{SLOW} within 0.5 s", rise=2, fall=2, slow_fall=6)
+    assert not target.healthy
+    gone = Target("198.18.3.22", 6653, healthy=True)
+    for _ in range(2):
+        gone.record("no connection within 0.5 s", rise=2, fall=2, slow_fall=6)
+    assert not gone.healthy
 
 
 def test_a_refused_connection_drops_a_target_at_once():
@@ -151,6 +164,7 @@ def test_a_starting_prober_clears_nothing_and_a_lost_target_is_cleared_once(tmp_
             interval=0.05,
             rise=2,
             fall=2,
+            slow_fall=None,
             on_change=str(hook),
             vip=None,
             switches=str(switches),
