@@ -44,7 +44,8 @@ SOCKET = "run/sdn-ha-emulator.sock"
 
 
 def emulator(request: dict) -> dict:
-    """Ask the emulator in sw1, through sw1's root directory as this host sees it."""
+    """Ask the emulator in sw1, through sw1's root directory as this host
+    sees it; a status request's answer comes keyed by switch address."""
     with socket.socket(socket.AF_UNIX) as sock:
         sock.connect(f"/proc/{pid_of('sw1')}/root/{SOCKET}")
         sock.sendall(json.dumps(request).encode() + b"\n")
@@ -54,7 +55,8 @@ def emulator(request: dict) -> dict:
             if not chunk:
                 break
             data += chunk
-    return {s["address"]: s for s in json.loads(data)["switches"]}
+    reply = json.loads(data)
+    return {s["address"]: s for s in reply["switches"]} if "switches" in reply else reply
 
 
 def all_connected() -> bool:
