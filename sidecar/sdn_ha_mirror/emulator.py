@@ -22,6 +22,7 @@ The control socket takes one JSON request a line and answers one JSON line:
   {"cmd": "status"}                                   every session's state
   {"cmd": "packet_in", "count": N, "addresses": [...]} N PACKET_INs from new
                                                       MACs on each session
+       (with "same_mac": true, all from one MAC; "padding": B, frames B bytes longer)
   {"cmd": "echo"}                                     an ECHO_REQUEST on each
   {"cmd": "disconnect", "addresses": [...]}           close the sessions (each
                                                       reconnects 1 s later)
@@ -81,9 +82,9 @@ def multipart_reply(xid: int, kind: int, dpid: int, ports: int) -> bytes:
     return pack(OFP13, OFPT.MULTIPART_REPLY, xid, struct.pack("!HH4x", kind, 0) + body)
 
 
-def packet_in(in_port: int, source_mac: bytes) -> bytes:
+def packet_in(in_port: int, source_mac: bytes, padding: int = 0) -> bytes:
     """A table-miss PACKET_IN carrying an Ethernet frame from `source_mac`."""
-    frame = b"\xff" * 6 + source_mac + b"\x88\xb5" + bytes(46)  # broadcast, local experimental type
+    frame = b"\xff" * 6 + source_mac + b"\x88\xb5" + bytes(46 + padding)  # broadcast, local experimental type
     oxm = struct.pack("!II", 0x80000004, in_port)  # OXM_OF_IN_PORT
     match = struct.pack("!HH", 1, 4 + len(oxm)) + oxm + bytes(4)  # ofp_match, padded to 8 bytes
     body = struct.pack("!IHBBQ", 0xFFFFFFFF, len(frame), 0, 0, 0) + match + bytes(2) + frame
@@ -147,12 +148,16 @@ class Switch:
         self.writer.write(data)
         return True
 
-    def packet_ins(self, count: int) -> int:
+    def packet_ins(self, count: int, same_mac: bool = False, padding: int = 0) -> int:
+        """`count` PACKET_INs, each from a new MAC (each one a host to learn)
+        or all from one (cheap for the controller), their frames padded by
+        `padding` bytes."""
         sent = 0
         for _ in range(count):
-            self.next_mac += 1
+            if not same_mac or not self.next_mac:
+                self.next_mac += 1
             mac = struct.pack("!HI", 0x0200 | (self.datapath_id & 0xFF), self.next_mac & 0xFFFFFFFF)
-            if not self.send(packet_in(1, mac)):
+            if not self.send(packet_in(1, mac, padding)):
                 break
             sent += 1
         self.sent_packet_ins += sent
@@ -234,7 +239,12 @@ class Emulator:
         if cmd == "status":
             return {"switches": [s.status() for s in self.switches.values()]}
         if cmd == "packet_in":
-            return {"sent": {s.address: s.packet_ins(int(request.get("count", 1))) for s in chosen}}
+            count, same, padding = (
+                int(request.get("count", 1)),
+                bool(request.get("same_mac")),
+                int(request.get("padding", 0)),
+            )
+            return {"sent": {s.address: s.packet_ins(count, same, min(max(padding, 0), 1400)) for s in chosen}}
         if cmd == "echo":
             return {"sent": {s.address: s.send(pack(OFP13, OFPT.ECHO_REQUEST, 0xE1E1E1E1)) for s in chosen}}
         if cmd == "disconnect":
@@ -291,13 +301,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--max-backoff", type=float, default=8.0, help="seconds, as OVS's max_backoff")
     control = sub.add_parser("ctl", help="ask a running emulator")
     control.add_argument("--control", required=True)
-    control.add_argument("request", nargs="+", help="status | packet-in N [ADDRESS ...] | echo")
+    control.add_argument("--same-mac", action="store_true", help="packet-in: every frame from one MAC")
+    control.add_argument("--padding", type=int, default=0, help="packet-in: bytes added to each frame")
+    control.add_argument(
+        "request", nargs="+", help="status | packet-in N [ADDRESS ...] | echo | disconnect [ADDRESS ...]"
+    )
     args = parser.parse_args(argv)
     if args.command == "ctl":
         cmd, *rest = args.request
         request: dict = {"cmd": cmd.replace("-", "_")}
         if cmd == "packet-in":
-            request.update(count=int(rest[0]), addresses=rest[1:])
+            request.update(count=int(rest[0]), addresses=rest[1:], same_mac=args.same_mac, padding=args.padding)
+        elif cmd == "disconnect":
+            request.update(addresses=rest)
         print(json.dumps(ctl(args.control, request), indent=1))
         return 0
     if not 1 <= args.ports <= MAX_PORTS:

@@ -118,3 +118,25 @@ def test_a_session_closed_on_request_comes_back_a_second_later():
     closed, sessions, switch = asyncio.run(scenario())
     assert closed == {"closed": {"127.0.0.4": True}}
     assert len(sessions) == 2 and switch.sessions == 2
+
+
+def test_packet_ins_from_one_mac_with_padded_frames():
+    switch = Switch("127.0.0.5", 0x4000)
+
+    class Writer:
+        def __init__(self):
+            self.data = []
+
+        def is_closing(self):
+            return False
+
+        def write(self, data):
+            self.data.append(data)
+
+    switch.writer = Writer()
+    assert switch.packet_ins(3, same_mac=True, padding=100) == 3
+    frames = [m.body for data in switch.writer.data for m in Framer().feed(data)]
+    macs = {body[-(60 + 100) + 6 : -(60 + 100) + 12] for body in frames}
+    assert len(macs) == 1 and all(len(m) == 16 + 16 + 2 + 160 for m in frames)
+    switch.packet_ins(2)
+    assert len({d[-(60) + 6 : -(60) + 12] for d in switch.writer.data[3:]}) == 2
