@@ -29,9 +29,11 @@ import ctypes
 import ipaddress
 import itertools
 import logging
+import re
 import socket
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -161,17 +163,30 @@ def kernel_drops(sock: socket.socket) -> int:
 WAIT = -1  # no boundary can be told yet: more data is needed
 
 
-def find_boundary(data: bytes, version: int) -> int:
-    """The first offset from which whole OpenFlow messages of `version` (any
-    known version when 0) chain exactly to the end of `data`, or chain
-    through CHAIN_PROOF whole messages; WAIT when none does yet."""
+_CANDIDATES = {
+    version: re.compile(
+        b"(?=%s[\\x00-\\x%02x])" % (re.escape(bytes([version])) if version else b"[\\x01-\\x06]", MAX_TYPE)
+    )
+    for version in range(7)
+}
+
+
+def find_boundary(data: bytes, version: int, start: int = 0) -> tuple[int, int]:
+    """Where whole OpenFlow messages of `version` (any known version when 0)
+    start and chain exactly to the end of `data`, or through CHAIN_PROOF
+    whole messages: (that offset, or WAIT; the offset a later search, with
+    more data, may start from, every candidate before it being refuted)."""
     n = len(data)
     unpack = _HEADER.unpack_from
-    for start in range(n - 7):
-        off, whole = start, 0
+    resume = None
+    for match in _CANDIDATES[version if 0 < version <= 6 else 0].finditer(data, start):
+        first = match.start()
+        if first > n - 8:
+            break
+        off, whole, v0 = first, 0, data[first]
         while off + 8 <= n and whole < CHAIN_PROOF:
             v, kind, length = unpack(data, off)
-            if (v != version if version else not 1 <= v <= 6) or kind > MAX_TYPE or length < 8:
+            if v != v0 or kind > MAX_TYPE or length < 8:
                 break
             if off + length > n:
                 off = n + 1  # valid so far, cut short: cannot tell yet
@@ -180,8 +195,13 @@ def find_boundary(data: bytes, version: int) -> int:
             whole += 1
         else:
             if whole and (off == n or whole >= CHAIN_PROOF):
-                return start
-    return WAIT
+                return first, first
+            if resume is None:  # chained to a partial header: not refuted
+                resume = first
+            continue
+        if off == n + 1 and resume is None:
+            resume = first
+    return WAIT, resume if resume is not None else max(start, n - 7)
 
 
 # -- one direction of one session ------------------------------------------
@@ -193,7 +213,18 @@ class Stream:
     delivered (the consumer then starts again at a message boundary).
     """
 
-    __slots__ = ("deliver", "gap", "held", "held_bytes", "held_since", "next", "synced", "unsynced", "version")
+    __slots__ = (
+        "deliver",
+        "gap",
+        "held",
+        "held_bytes",
+        "held_since",
+        "next",
+        "scan_from",
+        "synced",
+        "unsynced",
+        "version",
+    )
 
     def __init__(self, deliver: Callable[[bytes], None], gap: Callable[[int], None], version: Callable[[], int]):
         self.deliver, self.gap, self.version = deliver, gap, version
@@ -203,12 +234,13 @@ class Stream:
         self.held_bytes = 0
         self.held_since = 0.0
         self.unsynced = b""
+        self.scan_from = 0
 
     def syn(self, seq: int) -> None:
         """The session starts here, at a message boundary."""
         self.next, self.synced = (seq + 1) % SEQ_MOD, True
         self.held.clear()
-        self.held_bytes, self.unsynced = 0, b""
+        self.held_bytes, self.unsynced, self.scan_from = 0, b"", 0
 
     def segment(self, seq: int, payload: bytes, now: float, stats: CaptureStats) -> None:
         if self.next is None:  # picked up mid-flight
@@ -235,6 +267,10 @@ class Stream:
         if self.held:
             self._drain()
 
+    def near(self, seq: int) -> bool:
+        """Whether seq is where this stream could be (or nothing is known)."""
+        return self.next is None or abs(self._distance(seq)) <= WINDOW
+
     def expire(self, now: float) -> None:
         """Give up on a gap the network did not fill in time."""
         if self.held and now - self.held_since > GAP_TIMEOUT:
@@ -249,7 +285,7 @@ class Stream:
             d = self._distance(seq)
             if d > 0:
                 self.gap(d + len(self.unsynced))
-                self.unsynced, self.synced = b"", False
+                self.unsynced, self.synced, self.scan_from = b"", False, 0
                 self.next, d = seq, 0
             if d + len(payload) > 0:
                 self._accept(payload[-d:] if d else payload)
@@ -279,24 +315,34 @@ class Stream:
         self.next = (self.next + len(payload)) % SEQ_MOD
         if not self.synced:
             data = self.unsynced + payload
-            start = find_boundary(data, self.version())
+            start, self.scan_from = find_boundary(data, self.version(), self.scan_from)
             if start == WAIT:
                 if len(data) > UNSYNCED_LIMIT:
-                    self.gap(len(data) - MAX_FRAME)
-                    data = data[-MAX_FRAME:]
+                    cut = len(data) - MAX_FRAME
+                    self.gap(cut)
+                    data, self.scan_from = data[cut:], max(0, self.scan_from - cut)
                 self.unsynced = data
                 return
             self.gap(start)
-            self.unsynced, self.synced, payload = b"", True, data[start:]
+            self.unsynced, self.synced, self.scan_from, payload = b"", True, 0, data[start:]
         try:
             self.deliver(payload)
         except FramingError:
-            # A boundary found by scanning can be wrong: look again.
+            # A boundary found by scanning can be wrong: what the consumer
+            # could not frame is counted as never seen, and the search
+            # starts again with the next data.
             self.gap(0)
             self.synced = False
 
 
 HELD_LIMIT = 1 << 20  # out-of-order bytes held per direction before a gap is declared
+# The switch's side of a session picked up mid-flight waits this long, at
+# most this much, for this LB to forward the controller's side.
+UNPROVEN_SECONDS = 2.0
+UNPROVEN_SEGMENTS = 64
+UNPROVEN_SESSIONS = 4096
+# An RST or FIN counts only this close to where the stream is.
+WINDOW = 1 << 22
 GAP_TIMEOUT = 0.3  # seconds a gap may wait for a retransmission
 UNSYNCED_LIMIT = 4 * MAX_FRAME
 
@@ -308,10 +354,14 @@ class CaptureStats:
     duplicates: int = 0
     out_of_order: int = 0
     ignored: int = 0  # not to or from the VIP's ports, or the LB is standby
+    truncated: int = 0  # frames longer than the capture's buffer
+    unproven: int = 0  # switch segments of a session this LB was never seen to forward
+    refused: int = 0  # sessions past max_flows
+    out_of_window: int = 0  # RST or FIN far from the stream's sequence numbers
 
 
 class Segment(NamedTuple):
-    switch: tuple[bytes, int]  # the switch's address (packed) and port
+    switch: tuple[bytes, int, int]  # the switch's address (packed) and port, and the VIP's port
     from_switch: bool
     seq: int
     flags: int
@@ -321,8 +371,10 @@ class Segment(NamedTuple):
 _IP = struct.Struct("!BxH8x4s4s")  # version and header length, total length, source, destination
 
 
-def parse(frame: memoryview, vip: bytes, ports: frozenset[int]) -> Segment | None:
-    """The TCP segment of an Ethernet frame, if it belongs to a switch session."""
+def parse(frame: memoryview, vip: bytes, ports: frozenset[int], outgoing: bool = True) -> Segment | None:
+    """The TCP segment of an Ethernet frame, if it belongs to a switch
+    session. A frame from the VIP counts only when this host sent it
+    (`outgoing`): one that arrives with the VIP as its source is forged."""
     n = len(frame)
     if n < 54:
         return None
@@ -334,9 +386,9 @@ def parse(frame: memoryview, vip: bytes, ports: frozenset[int]) -> Segment | Non
     start, end = t + (off_flags >> 12) * 4, (14 + total if total and 14 + total < n else n)
     payload = bytes(frame[start:end]) if end > start else b""
     if dst == vip and dport in ports:
-        return Segment((src, sport), True, seq, off_flags & 0x3F, payload)
-    if src == vip and sport in ports:
-        return Segment((dst, dport), False, seq, off_flags & 0x3F, payload)
+        return Segment((src, sport, dport), True, seq, off_flags & 0x3F, payload)
+    if src == vip and sport in ports and outgoing:
+        return Segment((dst, dport, sport), False, seq, off_flags & 0x3F, payload)
     return None
 
 
@@ -344,8 +396,9 @@ def parse(frame: memoryview, vip: bytes, ports: frozenset[int]) -> Segment | Non
 class Flow:
     """One switch session as the capture sees it, feeding one tap."""
 
-    def __init__(self, flow_id: int, key: tuple[bytes, int], peer: tuple[str, int], tap) -> None:
+    def __init__(self, flow_id: int, key: tuple[bytes, int, int], peer: tuple[str, int], tap) -> None:
         self.id, self.key, self.peer, self.tap = flow_id, key, peer, tap
+        self.fins: set[bool] = set()  # the directions that closed (True: the switch's)
         self.last_seen = time.monotonic()
         self.isn: int | None = None  # the switch's SYN, when the capture saw it
         self.switch = Stream(tap.from_switch, tap.switch_gap, self._version)
@@ -381,6 +434,7 @@ class Capture:
         on_close: Callable[[Flow], None] | None = None,
         idle_timeout: float = 60.0,
         is_active: Callable[[], bool] | None = None,
+        max_flows: int = 16384,
     ) -> None:
         self.sock = sock
         self.vip = socket.inet_aton(vip)
@@ -391,7 +445,9 @@ class Capture:
         self.idle_timeout = idle_timeout
         self.is_active = is_active or (lambda: holds(vip))
         self.active = False
-        self.flows: dict[tuple[bytes, int], Flow] = {}
+        self.max_flows = max_flows
+        self.flows: dict[tuple[bytes, int, int], Flow] = {}
+        self.unproven: OrderedDict[tuple[bytes, int, int], list] = OrderedDict()
         self.stats = CaptureStats()
         self._ids = itertools.count(1)
         self._buffer = bytearray(MAX_FRAME + 64)
@@ -402,44 +458,83 @@ class Capture:
         now = time.monotonic()
         for _ in range(4096):
             try:
-                n = self.sock.recv_into(self._buffer)
+                n, where = self.sock.recvfrom_into(self._buffer, 0, socket.MSG_TRUNC)
             except BlockingIOError:
                 return
             self.stats.packets += 1
-            segment = parse(self._view[:n], self.vip, self.ports)
+            if n > len(self._buffer):
+                self.stats.truncated += 1
+                continue
+            segment = parse(self._view[:n], self.vip, self.ports, where[2] == PACKET_OUTGOING)
             if segment is None or not self.active:
                 self.stats.ignored += 1
                 continue
             self.handle(segment, now)
 
     def handle(self, segment: Segment, now: float) -> None:
-        flags = segment.flags
-        flow = self.flows.get(segment.switch)
+        flags, key = segment.flags, segment.switch
+        flow = self.flows.get(key)
         if flags & SYN and segment.from_switch and not flags & ACK:
             if flow is not None:
                 if flow.isn == segment.seq:
                     return  # the SYN again
                 self.end(flow, "a new session from the same address and port")
-            flow = self.open(segment.switch, mid_flight=False)
-            flow.isn = segment.seq
-            flow.switch.syn(segment.seq)
+            self.unproven.pop(key, None)
+            flow = self.open(key, mid_flight=False)
+            if flow is not None:
+                flow.isn = segment.seq
+                flow.switch.syn(segment.seq)
             return
         if flow is None:
+            if segment.from_switch:
+                # Mid-flight, the switch's side proves nothing (anyone can
+                # send to the VIP): hold it until this LB forwards the
+                # controller's side of the same session.
+                self._hold_unproven(segment, now)
+                return
             if flags & (RST | FIN):
                 return
-            flow = self.open(segment.switch, mid_flight=True)
-        flow.last_seen = now
+            flow = self.open(key, mid_flight=True)
+            if flow is None:
+                return
+            for held, _ in self.unproven.pop(key, ()):
+                self._feed(flow, held, now)
+        self._feed(flow, segment, now)
+
+    def _feed(self, flow: Flow, segment: Segment, now: float) -> None:
+        flags = segment.flags
         stream = flow.switch if segment.from_switch else flow.controller
+        if flags & (RST | FIN) and not stream.near(segment.seq):
+            self.stats.out_of_window += 1
+            return
+        flow.last_seen = now
         if flags & SYN:
             stream.syn(segment.seq)
         elif segment.payload:
             stream.segment(segment.seq, segment.payload, now, self.stats)
-        if flags & (RST | FIN):
-            self.end(flow, "reset" if flags & RST else "closed")
+        if flags & RST:
+            self.end(flow, "reset")
+        elif flags & FIN:
+            flow.fins.add(segment.from_switch)
+            if len(flow.fins) == 2:
+                self.end(flow, "closed")
 
-    def open(self, key: tuple[bytes, int], mid_flight: bool) -> Flow:
+    def _hold_unproven(self, segment: Segment, now: float) -> None:
+        self.stats.unproven += 1
+        held = self.unproven.get(segment.switch)
+        if held is None:
+            if len(self.unproven) >= UNPROVEN_SESSIONS:
+                self.unproven.popitem(last=False)
+            held = self.unproven[segment.switch] = []
+        if len(held) < UNPROVEN_SEGMENTS:
+            held.append((segment, now))
+
+    def open(self, key: tuple[bytes, int, int], mid_flight: bool) -> Flow | None:
         """A session starts (its SYN), or one already running shows up (this
         LB just took the VIP, or the capture restarted)."""
+        if len(self.flows) >= self.max_flows:
+            self.stats.refused += 1
+            return None
         peer = (socket.inet_ntoa(key[0]), key[1])
         flow = Flow(next(self._ids), key, peer, self.new_tap(peer, mid_flight))
         self.flows[key] = flow
@@ -482,6 +577,9 @@ class Capture:
             if not active:
                 for flow in list(self.flows.values()):
                     self.end(flow, "the VIP left this LB")
+        for key, held in list(self.unproven.items()):
+            if now - held[0][1] > UNPROVEN_SECONDS:
+                del self.unproven[key]
         for flow in list(self.flows.values()):
             flow.switch.expire(now)
             flow.controller.expire(now)

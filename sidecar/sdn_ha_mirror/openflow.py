@@ -96,9 +96,14 @@ class Scanner:
         plain, unpack = self._plain, _VERSION_TYPE_LENGTH.unpack_from
         while n - off >= HEADER_LEN:
             version, kind, length = unpack(buf, off)
-            if length < HEADER_LEN:
-                raise FramingError(f"message length {length} is shorter than the header")
-            if version == 0 or version > 0x06:
+            if length < HEADER_LEN or version == 0 or version > 0x06:
+                # What came before is whole and reported; from here on the
+                # bytes are pending, for the caller to count or rescan.
+                if run_count:
+                    self._on_run(buf, run_start, off, run_count)
+                self._tail = buf[off:]
+                if length < HEADER_LEN:
+                    raise FramingError(f"message length {length} is shorter than the header")
                 raise FramingError(f"OpenFlow version {version:#x} is unknown")
             end = off + length
             if end > n:

@@ -97,11 +97,11 @@ def test_a_stream_picked_up_mid_flight_starts_at_the_first_whole_message():
 
 def test_boundaries_are_found_only_where_headers_chain_to_the_end():
     msgs = packet_in(1) + pack(4, OFPT.ECHO_REQUEST, 7) + packet_in(2)
-    assert find_boundary(msgs, 4) == 0
-    assert find_boundary(msgs[3:], 4) == len(packet_in(1)) - 3
-    assert find_boundary(msgs[:-5], 4) == WAIT  # the last message is not whole yet
-    assert find_boundary(b"\x04" * 300, 4) == WAIT
-    assert find_boundary(msgs, 5) == WAIT  # not the session's version
+    assert find_boundary(msgs, 4)[0] == 0
+    assert find_boundary(msgs[3:], 4)[0] == len(packet_in(1)) - 3
+    assert find_boundary(msgs[:-5], 4)[0] == WAIT  # the last message is not whole yet
+    assert find_boundary(b"\x04" * 300, 4)[0] == WAIT
+    assert find_boundary(msgs, 5)[0] == WAIT  # not the session's version
 
 
 def test_held_segments_are_bounded():
@@ -136,11 +136,13 @@ class Backup:
         self.received = bytearray()
 
     async def handle(self, reader, writer):
+        self.writer = writer
         writer.write(pack(4, OFPT.HELLO, 1) + pack(4, OFPT.FEATURES_REQUEST, 100))
         writer.write(pack(4, OFPT.MULTIPART_REQUEST, 101, PORT_DESC))
         await writer.drain()
         while data := await reader.read(65536):
             self.received += data
+        writer.close()  # the controller closes its side too
 
 
 class Master:
@@ -210,6 +212,10 @@ async def capture_lab(packet_ins, late=False, close_at_once=False):
             active[0] = True
             await asyncio.sleep(0.2)
             writer.write(packet_in(999)[40:])
+            await writer.drain()
+            await asyncio.sleep(0.1)
+            assert not flows  # the switch's side alone proves nothing: held
+            backup.writer.write(pack(4, OFPT.ECHO_REQUEST, 77))  # this LB forwards the controller's side
         await until(lambda: flows and flows[0].master_ready.is_set())
         for n in range(packet_ins):
             writer.write(packet_in(n))
@@ -259,8 +265,8 @@ def test_copies_queued_when_the_session_ends_still_reach_the_master():
 
 def test_a_long_chain_proves_a_boundary_before_the_data_ends_at_one():
     msgs = b"".join(packet_in(n) for n in range(6))
-    assert find_boundary(msgs[50:-30], 4) == len(packet_in(0)) - 50
-    assert find_boundary(msgs[50 : 50 + 3 * 128], 4) == WAIT  # two whole ones and a cut one: not yet
+    assert find_boundary(msgs[50:-30], 4)[0] == len(packet_in(0)) - 50
+    assert find_boundary(msgs[50 : 50 + 3 * 128], 4)[0] == WAIT  # two whole ones and a cut one: not yet
 
 
 def test_bytes_still_waiting_when_a_session_ends_are_counted_as_never_seen():
@@ -278,3 +284,54 @@ def test_bytes_still_waiting_when_a_session_ends_are_counted_as_never_seen():
     capture.handle(Segment(key, True, 0, 0x14, b""), 0.0)  # RST
     assert tap.counters.relayed_messages == 1
     assert tap.counters.unseen_bytes == 50 + len(packet_in(3))
+
+
+def scripted_capture(**options):
+    settings = Settings()
+    capture = Capture(None, VIP, [6653], lambda peer, mid: Tap(settings, str(peer)), is_active=lambda: True, **options)
+    capture.active = True
+    return capture
+
+
+def test_a_frame_that_arrives_from_the_vip_is_forged_and_ignored():
+    from sdn_ha_mirror.capture import parse
+
+    ip = struct.pack(
+        "!BBHHHBBH4s4s", 0x45, 0, 40 + 8, 0, 0, 64, 6, 0, socket.inet_aton(VIP), socket.inet_aton("10.0.0.1")
+    )
+    tcp = struct.pack("!HHIIBBHHH", 6653, 40000, 1, 0, 5 << 4, 0x18, 65535, 0, 0)
+    frame = memoryview(bytes(12) + b"\x08\x00" + ip + tcp + pack(4, OFPT.ECHO_REQUEST, 1))
+    vip = socket.inet_aton(VIP)
+    assert parse(frame, vip, frozenset({6653}), outgoing=True).switch == (socket.inet_aton("10.0.0.1"), 40000, 6653)
+    assert parse(frame, vip, frozenset({6653}), outgoing=False) is None
+
+
+def test_the_switch_side_alone_opens_no_session_and_is_forgotten():
+    from sdn_ha_mirror.capture import UNPROVEN_SECONDS, Segment
+
+    capture = scripted_capture()
+    key = (socket.inet_aton("192.0.2.66"), 40000, 6653)
+    capture.handle(Segment(key, True, 5, 0x18, pack(4, OFPT.HELLO, 1) + packet_in(1)), 0.0)
+    assert capture.flows == {} and key in capture.unproven
+    capture.sock = type("S", (), {"getsockopt": lambda *a: bytes(8)})()
+    capture.is_active = lambda: True
+    import time as clock
+
+    capture.unproven[key][0] = (capture.unproven[key][0][0], clock.monotonic() - UNPROVEN_SECONDS - 1)
+    capture.tick()
+    assert capture.unproven == {}
+
+
+def test_a_reset_far_from_the_stream_is_ignored_and_sessions_are_capped():
+    from sdn_ha_mirror.capture import Segment
+
+    capture = scripted_capture(max_flows=1)
+    key = (socket.inet_aton("198.18.1.10"), 40000, 6653)
+    capture.handle(Segment(key, True, 1000, 0x02, b""), 0.0)
+    capture.handle(Segment(key, True, 1001 + (1 << 30), 0x14, b""), 0.0)
+    assert key in capture.flows and capture.stats.out_of_window == 1
+    other = (socket.inet_aton("198.18.1.11"), 40000, 6653)
+    capture.handle(Segment(other, True, 5, 0x02, b""), 0.0)
+    assert other not in capture.flows and capture.stats.refused == 1
+    capture.handle(Segment(key, True, 1001, 0x14, b""), 0.0)
+    assert capture.flows == {}
