@@ -227,6 +227,18 @@ async def serve(args: argparse.Namespace) -> None:
     servers.append(await asyncio.start_server(on_metrics, *args.metrics))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    failed: list[BaseException] = []
+
+    def supervise(task: asyncio.Task) -> None:
+        """A background task that ends on an error ends the daemon (systemd
+        restarts it), rather than leaving it up and deaf."""
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())
+            failed.append(task.exception())
+            stop.set()
+
+    for task in tasks:
+        task.add_done_callback(supervise)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
@@ -234,6 +246,8 @@ async def serve(args: argparse.Namespace) -> None:
         server.close()
     for task in tasks:
         task.cancel()
+    if failed:
+        raise SystemExit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -59,7 +59,10 @@ class MasterLink:
 
     @property
     def deliverable(self) -> bool:
-        return self.opening or self.ready.is_set()
+        """Copies are queued while the master is connected, or while the
+        first connection is being made (the view is ready); otherwise they
+        are dropped and counted."""
+        return self.ready.is_set() or (self.opening and self.view_ready.is_set())
 
     def copies_queued(self) -> None:
         if self.ready.is_set() and self.queue.queued_bytes >= MASTER_WRITE_CHUNK:
@@ -101,11 +104,15 @@ class MasterLink:
                 await self._answer(reader, writer)
             except (ConnectionError, OSError) as exc:
                 log.info("switch %s: master connection lost: %s", self.label, exc)
+            except Exception:  # a bug must not end the link for good: log it, reconnect
+                log.exception("switch %s: master link failed", self.label)
+                await asyncio.sleep(self.settings.master_retry_max)
             finally:
                 copier.cancel()
                 self.ready.clear()
                 self.writer = None
                 self.holding.clear()
+                self.queue.discard()
                 writer.close()
             log.info("switch %s: master went away; reconnecting", self.label)
 
@@ -117,6 +124,8 @@ class MasterLink:
                 self.writer.transport.write(self.queue.take(MASTER_WRITE_CHUNK))
 
     def close(self) -> None:
+        """After flush(): what could not be handed over is dropped, counted."""
+        self.queue.discard()
         if self.writer is not None:
             self.writer.close()
 

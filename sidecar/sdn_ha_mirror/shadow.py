@@ -50,10 +50,15 @@ class SwitchView:
 
     def learn(self, message: Message) -> None:
         """Keep a switch->controller reply; the primary session negotiated the version."""
-        if message.type == OFPT.HELLO and not self.version:
+        if message.type == OFPT.HELLO:
+            if not self.version:  # the highest the switch offers, until a later message shows the agreed one
+                self.version = message.version
+                self.generation += 1
+            return
+        if message.version != self.version:  # every message after the HELLOs carries the negotiated version
             self.version = message.version
             self.generation += 1
-        elif message.type == OFPT.FEATURES_REPLY:
+        if message.type == OFPT.FEATURES_REPLY:
             if message.data != self.features:
                 self.features = message.data
                 self.generation += 1

@@ -53,11 +53,22 @@ def encode(label: str, view: SwitchView) -> bytes:
 
 
 def decode(record: dict) -> SwitchView:
-    def raw(text: str | None) -> bytes | None:
-        return base64.b64decode(text, validate=True) if text else None
+    """A view from a record; ValueError when the record is not one."""
 
-    view = SwitchView(version=int(record["version"]), features=raw(record["features"]), config=raw(record["config"]))
-    view.multipart = {int(k): raw(v) for k, v in record["multipart"].items() if v}
+    def raw(text) -> bytes | None:
+        if text is None:
+            return None
+        if not isinstance(text, str) or len(text) > LINE_LIMIT:
+            raise ValueError("a reply is not base64 text")
+        return base64.b64decode(text, validate=True) or None
+
+    version, multipart = record.get("version"), record.get("multipart")
+    if not isinstance(version, int) or not 1 <= version <= 6 or not isinstance(multipart, dict):
+        raise ValueError(f"not a view: version {version!r}")
+    view = SwitchView(version=version, features=raw(record.get("features")), config=raw(record.get("config")))
+    view.multipart = {
+        int(k): data for k, v in multipart.items() if int(k) in SwitchView.SHARED_MULTIPART and (data := raw(v))
+    }
     return view
 
 
@@ -78,7 +89,7 @@ def load_views(path: str) -> OrderedDict[str, SwitchView]:
                 known[str(record["switch"])] = decode(record)
     except FileNotFoundError:
         pass
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         log.warning("%s: bad record (%s); the views after it are ignored", path, exc)
     return known
 
@@ -98,8 +109,9 @@ class PeerSync:
         return self.known.pop(label, None)
 
     def session_ended(self, label: str) -> None:
-        self.sent.pop(label, None)
-        self.ended.append(label)
+        """Tell the peer, if it was told of the session at all."""
+        if self.sent.pop(label, None) is not None:
+            self.ended.append(label)
 
     # -- receiving ----------------------------------------------------------
     async def serve(self) -> asyncio.Server:
@@ -125,6 +137,8 @@ class PeerSync:
         try:
             while line := await reader.readline():
                 record = json.loads(line)
+                if not isinstance(record, dict):
+                    raise ValueError("a record is a JSON object")
                 label = str(record["switch"])
                 if record.get("end"):
                     self.known.pop(label, None)
@@ -134,7 +148,7 @@ class PeerSync:
                 self.received += 1
                 while len(self.known) > KNOWN_LIMIT:
                     self.known.popitem(last=False)
-        except (ValueError, KeyError, TypeError, asyncio.LimitOverrunError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, asyncio.LimitOverrunError) as exc:
             log.warning("view sync: bad record from %s: %s; dropping the connection", source, exc)
         except ConnectionError:
             pass
@@ -167,7 +181,7 @@ class PeerSync:
                         self._writer.write(encode(label, view))
                         self.sent[label] = view.generation
                         self.pushed += 1
-                await self._writer.drain()
-            except (ConnectionError, OSError):
+                await asyncio.wait_for(self._writer.drain(), 5.0)
+            except (ConnectionError, OSError, TimeoutError):
                 self._writer.close()
                 self._writer = None

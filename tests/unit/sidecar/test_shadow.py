@@ -77,3 +77,11 @@ def test_a_view_adopted_from_the_peer_keeps_what_the_stream_showed(view):
     tap.view.learn(mine)
     tap.adopt(view)
     assert tap.view.ready and tap.view.config == mine.data and tap.view.features == view.features
+
+
+def test_the_view_takes_the_negotiated_version_from_the_first_message_after_hello():
+    v = SwitchView()
+    v.learn(message(pack(6, OFPT.HELLO, 1)))  # the switch offers up to 1.5
+    assert v.version == 6
+    v.learn(message(pack(4, OFPT.FEATURES_REPLY, 2, bytes(24))))  # the session runs 1.3
+    assert v.version == 4

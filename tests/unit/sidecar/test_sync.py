@@ -142,3 +142,12 @@ def test_views_saved_by_one_run_are_loaded_by_the_next(tmp_path):
     known = load_views(path)
     assert list(known) == ["198.18.1.10:40000"] and known["198.18.1.10:40000"].ready
     assert load_views(str(tmp_path / "none")) == {}
+
+
+def test_records_that_are_not_views_are_refused():
+    import pytest
+
+    good = json.loads(encode("198.18.1.10:40000", view()))
+    for bad in ({**good, "version": 300}, {**good, "multipart": "x"}, {**good, "features": 7}):
+        with pytest.raises((ValueError, TypeError, AttributeError)):
+            decode(bad)
