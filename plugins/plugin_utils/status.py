@@ -114,10 +114,11 @@ def status_lines(view: Mapping) -> list[str]:
     ]
     lines += [f"vrrp@{lb}: {state}" for lb, state in view["vrrp"].items()]
     for lb, m in view.get("mirror", {}).items():
+        seen = "seen whole" if "capture_active" in m else "relayed"  # captured, or relayed by the sidecar
         if m:
             lines.append(
                 f"mirror@{lb}: {m.get('sessions', 0)} session(s), master connected {m.get('master_connected', 0)}; "
-                f"{'seen whole' if 'capture_active' in m else 'relayed'} {m.get('relayed_messages', 0)} = mirrored {m.get('mirrored_messages', 0)} "
+                f"{seen} {m.get('relayed_messages', 0)} = mirrored {m.get('mirrored_messages', 0)} "
                 f"+ filtered {m.get('filtered_messages', 0)} + dropped {m.get('dropped_messages', 0)}; "
                 f"master writes swallowed {m.get('swallowed_messages', 0)}"
             )
