@@ -58,6 +58,7 @@ from sdn_ha_mirror.emulator import answer, packet_in
 from sdn_ha_mirror.openflow import OFPT, Framer, pack
 
 PACKET_IN_EVERY = 5  # echoes: one PACKET_IN from a new MAC every 50 ms
+PACKET_IN_QUIET = 1.0
 METRICS = "http://127.0.0.1:9302/metrics"  # the master's Faucet, from its own network namespace
 
 
@@ -69,6 +70,9 @@ def emulate(seconds: float) -> None:
     switches do."""
     events: list = []
     stop = time.time() + seconds
+    # No PACKET_IN in the first second: the master's count before them is
+    # the baseline the driver counts from.
+    quiet_until = time.time() + PACKET_IN_QUIET
     macs = itertools.count(1)
 
     def session() -> None:
@@ -98,7 +102,7 @@ def emulate(seconds: float) -> None:
         try:
             while alive.is_set() and time.time() < stop:
                 sock.sendall(pack(4, OFPT.ECHO_REQUEST, xid, b"bench"))
-                if xid % PACKET_IN_EVERY == 0:
+                if xid % PACKET_IN_EVERY == 0 and time.time() > quiet_until:
                     sock.sendall(packet_in(1, struct.pack("!HI", 0x0299, next(macs))))
                     events.append(["packet_in", time.time()])
                 xid += 1
@@ -191,11 +195,15 @@ def trial(case: str) -> tuple[float, bool, float]:
     stall = max((b - a for a, b in itertools.pairwise(replies)), default=float("nan"))
     reset = any(kind == "reset" and t > fault - 0.1 for kind, t in events)
     # The master: from the fault until its count of the bench datapath's
-    # PACKET_INs rises above what it was at the fault, that is, until a
-    # PACKET_IN sent after the fault reached it (PACKET_INs go every 50 ms).
+    # PACKET_INs exceeds its count before the first one of this trial plus
+    # every one sent before the fault, that is, until a PACKET_IN sent after
+    # the fault has reached it. Conservative: each copy lost around the fault
+    # delays it by one more PACKET_IN (50 ms).
     samples = json.loads(polled or "[]")
-    at_fault = max((c for t, c in samples if t <= fault), default=None)
-    later = [t for t, c in samples if t > fault and at_fault is not None and c > at_fault]
+    sent_before = sum(1 for kind, t in events if kind == "packet_in" and t <= fault)
+    first_in = min((t for kind, t in events if kind == "packet_in"), default=fault)
+    base = max((c for t, c in samples if t < first_in), default=None)
+    later = [t for t, c in samples if t > fault and base is not None and c >= base + sent_before + 1]
     master_back = later[0] - fault if later else float("nan")
     return stall, reset, master_back
 
