@@ -208,6 +208,32 @@ def trial(case: str) -> tuple[float, bool, float]:
     return stall, reset, master_back
 
 
+def report(results: dict[str, list[tuple[float, bool, float]]], trials: int) -> None:
+    print(f"\nLB failover (podman kill of the active LB), {trials} trials per case; echo every 10 ms\n")
+    print("| Case | Echo stall, median | p95 | min-max | Sessions reset | Fault -> a later PACKET_IN at the master |")
+    print("|---|---|---|---|---|---|")
+    for case, rows in results.items():
+        stalls = sorted(s for s, _, _ in rows)
+        p95 = stalls[min(len(stalls) - 1, round(0.95 * (len(stalls) - 1)))]
+        resets = sum(r for _, r, _ in rows)
+        back = sorted(b for _, _, b in rows if b == b)  # NaN: never within the trial
+        fed = (
+            f"{statistics.median(back):.2f} s ({back[0]:.2f}-{back[-1]:.2f}), {len(back)} of {len(rows)}"
+            if back
+            else "never"
+        )
+        print(
+            f"| {case} | {statistics.median(stalls):.3f} s | {p95:.3f} s | {stalls[0]:.3f}-{stalls[-1]:.3f} s"
+            f" | {resets} of {len(rows)} | {fed} |"
+        )
+    if "proxy" not in results:
+        return
+    base = statistics.median(s for s, _, _ in results["proxy"])
+    for case in ("nat", "nat-retarget"):
+        if case in results:
+            print(f"{case}: median stall {statistics.median(s for s, _, _ in results[case]) / base:.2f}x proxy mode's")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
@@ -235,28 +261,12 @@ def main() -> int:
                         flush=True,
                     )
     finally:
-        settle()
-        converge("proxy")
-    print(f"\nLB failover (podman kill of the active LB), {args.trials} trials per case; echo every 10 ms\n")
-    print("| Case | Echo stall, median | p95 | min-max | Sessions reset | Fault -> a later PACKET_IN at the master |")
-    print("|---|---|---|---|---|---|")
-    for case, rows in results.items():
-        stalls = sorted(s for s, _, _ in rows)
-        p95 = stalls[min(len(stalls) - 1, round(0.95 * (len(stalls) - 1)))]
-        resets = sum(r for _, r, _ in rows)
-        back = sorted(b for _, _, b in rows if b == b)  # NaN: never within the trial
-        fed = (
-            f"{statistics.median(back):.2f} s ({back[0]:.2f}-{back[-1]:.2f}), {len(back)} of {len(rows)}"
-            if back
-            else "never"
-        )
-        print(
-            f"| {case} | {statistics.median(stalls):.3f} s | {p95:.3f} s | {stalls[0]:.3f}-{stalls[-1]:.3f} s"
-            f" | {resets} of {len(rows)} | {fed} |"
-        )
-    base = statistics.median(s for s, _, _ in results["proxy"])
-    for case in ("nat", "nat-retarget"):
-        print(f"{case}: median stall {statistics.median(s for s, _, _ in results[case]) / base:.2f}x proxy mode's")
+        report(results, args.trials)  # before the lab is converged back: that may fail on its own
+        try:
+            settle()
+            converge("proxy")
+        except Exception as exc:
+            print(f"converging the lab back to proxy mode failed ({exc}); run site.yml again", file=sys.stderr)
     return 0
 
 
