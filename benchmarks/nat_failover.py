@@ -142,8 +142,18 @@ def poll_master(seconds: float) -> None:
 
 # -- the driver (runs on the host) ---------------------------------------------
 def converge(mode: str) -> None:
+    """site.yml in `mode`, once both LBs are back (the last trial restarted
+    one), with one more try when a host was not reachable yet."""
+    settle()
     print(f"converging the lab in {mode} mode ...", file=sys.stderr, flush=True)
-    run("ansible-playbook", str(ROOT / "site.yml"), "-e", f"sdn_ha_mode={mode}", capture=False)
+    for attempt in (1, 2):
+        try:
+            run("ansible-playbook", str(ROOT / "site.yml"), "-e", f"sdn_ha_mode={mode}", capture=False)
+            return
+        except subprocess.CalledProcessError:
+            if attempt == 2:
+                raise
+            time.sleep(15)
 
 
 def settle() -> str:
@@ -263,7 +273,6 @@ def main() -> int:
     finally:
         report(results, args.trials)  # before the lab is converged back: that may fail on its own
         try:
-            settle()
             converge("proxy")
         except Exception as exc:
             print(f"converging the lab back to proxy mode failed ({exc}); run site.yml again", file=sys.stderr)
