@@ -23,7 +23,7 @@ from collections import OrderedDict
 from dataclasses import fields
 
 from .accounting import Counters
-from .capture import Capture, CaptureStats, open_socket
+from .capture import Capture, CaptureStats, PacketRing
 from .master import Settings
 from .relay import start_server
 from .shadow import SwitchView
@@ -153,7 +153,7 @@ async def start_capture(args: argparse.Namespace, settings: Settings, registry: 
             sync.session_ended(flow.tap.label)
 
     capture = Capture(
-        open_socket(args.capture, vip, ports, args.capture_buffer),
+        PacketRing(args.capture, vip, ports, args.capture_buffer),
         vip,
         ports,
         new_tap,
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hold-timeout", type=float, default=5.0, help="seconds a master request waits for the cache")
     parser.add_argument("--switch-timeout", type=float, default=15.0, help="seconds before a silent switch is gone")
     parser.add_argument("--capture", metavar="IFACE", help="take kernel copies from IFACE instead of relaying")
-    parser.add_argument("--capture-buffer", type=int, default=32 << 20, help="bytes of copies the kernel holds")
+    parser.add_argument("--capture-buffer", type=int, default=32 << 20, help="bytes of the copies ring")
     parser.add_argument(
         "--idle-timeout", type=float, default=60.0, help="seconds before a silent captured session ends"
     )

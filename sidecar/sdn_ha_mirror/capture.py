@@ -20,6 +20,13 @@ switch never resends what the LB received) is counted as unseen bytes. A
 stream picked up mid-flight (the LB took the VIP over) or after a gap is
 scanned for the next message boundary: the first offset from which whole,
 well-formed OpenFlow headers chain exactly to the end of the data seen.
+
+Cost: the copies arrive in a TPACKET_V3 ring shared with the kernel, a
+block of frames at a time (when the block is full, or every RING_TIMEOUT_MS),
+so there is no system call per frame, and the daemon wakes a few hundred
+times a second, not once per frame, at any rate. Within a block, segments
+that continue each other are joined and walked once: a burst of PACKET_INs
+costs one pass of the reassembly and one run in the scanner.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import ctypes
 import ipaddress
 import itertools
 import logging
+import mmap
 import re
 import socket
 import struct
@@ -48,9 +56,12 @@ ETH_P_IP = 0x0800
 # frames the interface receives, never those it sends.
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
+PACKET_RX_RING = 5
 PACKET_STATISTICS = 6
+PACKET_VERSION = 10
+TPACKET_V3 = 2
+TP_STATUS_KERNEL, TP_STATUS_USER = 0, 1
 SO_ATTACH_FILTER = 26
-SO_RCVBUFFORCE = 33
 PACKET_OUTGOING = 4
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 SEQ_MOD = 1 << 32
@@ -140,23 +151,75 @@ def attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]])
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
-def open_socket(interface: str, vip: str, ports: list[int], buffer: int) -> socket.socket:
-    # No protocol yet: nothing is queued before the filter is attached.
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-    attach_filter(sock, bpf_filter(vip, ports))
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, buffer)
-    except PermissionError:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
-    sock.bind((interface, ETH_P_ALL))
-    sock.setblocking(False)
-    return sock
+RING_BLOCK = 1 << 18  # bytes per ring block; a frame never spans two
+RING_TIMEOUT_MS = 4  # a block that is not full is handed over after this long
+# struct tpacket_block_desc: the block's status, its frame count and where its first frame starts
+_BLOCK = struct.Struct("=8xIII")
+# struct tpacket3_hdr: the next frame's offset, the bytes captured and on the
+# wire, and where the Ethernet header starts; the sockaddr_ll that follows
+# it (at TPACKET_ALIGN(48)) holds the packet type
+_FRAME = struct.Struct("=I8xII4xH")
+_PKTTYPE = 48 + 10
 
 
-def kernel_drops(sock: socket.socket) -> int:
-    """Copies the kernel dropped since the last call (the buffer was full)."""
-    _, drops = struct.unpack("II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
-    return drops
+class PacketRing:
+    """A packet socket on `interface` that keeps only the switch sessions
+    to vip:ports (the BPF filter above) and hands their frames over in a
+    TPACKET_V3 ring of about `size` bytes."""
+
+    def __init__(self, interface: str, vip: str, ports: list[int], size: int) -> None:
+        # No protocol yet: nothing is queued before the filter is attached.
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        try:
+            attach_filter(self.sock, bpf_filter(vip, ports))
+            self.blocks = max(4, size // RING_BLOCK)
+            self.sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+            frame = 1 << 11  # only checked for alignment in TPACKET_V3: frames are packed
+            request = (RING_BLOCK, self.blocks, frame, RING_BLOCK // frame * self.blocks, RING_TIMEOUT_MS, 0, 0)
+            self.sock.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack("=7I", *request))
+            self.map = mmap.mmap(self.sock.fileno(), RING_BLOCK * self.blocks)
+            self.sock.bind((interface, ETH_P_ALL))
+        except BaseException:
+            self.sock.close()
+            raise
+        self.sock.setblocking(False)
+        self.buffer = memoryview(self.map)
+        self.current = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def ready(self) -> int | None:
+        """The offset of the next block the kernel handed over, if any."""
+        offset = self.current * RING_BLOCK
+        status, _, _ = _BLOCK.unpack_from(self.buffer, offset)
+        return offset if status & TP_STATUS_USER else None
+
+    def frames(self, block: int):
+        """(where the Ethernet header starts, bytes captured, bytes on the
+        wire, whether this host sent it) for each frame of the block."""
+        buffer, unpack = self.buffer, _FRAME.unpack_from
+        _, count, offset = _BLOCK.unpack_from(buffer, block)
+        offset += block
+        for _ in range(count):
+            step, captured, length, mac = unpack(buffer, offset)
+            yield offset + mac, captured, length, buffer[offset + _PKTTYPE] == PACKET_OUTGOING
+            offset += step
+
+    def release(self, block: int) -> None:
+        """Give the block back to the kernel; the next one is read next."""
+        struct.pack_into("=I", self.buffer, block + 8, TP_STATUS_KERNEL)
+        self.current = (self.current + 1) % self.blocks
+
+    def drops(self) -> int:
+        """Copies the kernel dropped since the last call (the ring was full)."""
+        _, drops = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        return drops
+
+    def close(self) -> None:
+        self.buffer.release()
+        self.map.close()
+        self.sock.close()
 
 
 # -- message boundaries ---------------------------------------------------
@@ -371,25 +434,81 @@ class Segment(NamedTuple):
 _IP = struct.Struct("!BxH8x4s4s")  # version and header length, total length, source, destination
 
 
-def parse(frame: memoryview, vip: bytes, ports: frozenset[int], outgoing: bool = True) -> Segment | None:
-    """The TCP segment of an Ethernet frame, if it belongs to a switch
-    session. A frame from the VIP counts only when this host sent it
-    (`outgoing`): one that arrives with the VIP as its source is forged."""
-    n = len(frame)
-    if n < 54:
+_IP_TCP = struct.Struct("!BxH8x4s4sHHI4xH")  # the same, then the TCP header, for a 20-byte IP header
+_new_segment = tuple.__new__  # a Segment without NamedTuple's Python-level constructor: parse runs per frame
+
+
+def parse(
+    buffer, vip: bytes, ports: frozenset[int], outgoing: bool = True, start: int = 0, end: int | None = None
+) -> Segment | None:
+    """The TCP segment of the Ethernet frame in buffer[start:end], if it
+    belongs to a switch session. A frame from the VIP counts only when this
+    host sent it (`outgoing`): one that arrives with the VIP as its source
+    is forged."""
+    n = len(buffer) if end is None else end
+    if n - start < 54:
         return None
-    version_ihl, total, src, dst = _IP.unpack_from(frame, 14)
-    t = 14 + (version_ihl & 0x0F) * 4
-    if n < t + 20:
-        return None
-    sport, dport, seq, _, off_flags = _TCP.unpack_from(frame, t)
-    start, end = t + (off_flags >> 12) * 4, (14 + total if total and 14 + total < n else n)
-    payload = bytes(frame[start:end]) if end > start else b""
+    version_ihl, total, src, dst, sport, dport, seq, off_flags = _IP_TCP.unpack_from(buffer, start + 14)
+    if version_ihl != 0x45:  # IP options: the TCP header starts further on
+        version_ihl, total, src, dst = _IP.unpack_from(buffer, start + 14)
+        t = start + 14 + (version_ihl & 0x0F) * 4
+        if n < t + 20:
+            return None
+        sport, dport, seq, _, off_flags = _TCP.unpack_from(buffer, t)
+    else:
+        t = start + 34
+    first, last = t + (off_flags >> 12) * 4, start + 14 + total
+    if not total or last > n:
+        last = n
+    payload = bytes(buffer[first:last]) if last > first else b""
     if dst == vip and dport in ports:
-        return Segment((src, sport, dport), True, seq, off_flags & 0x3F, payload)
+        return _new_segment(Segment, ((src, sport, dport), True, seq, off_flags & 0x3F, payload))
     if src == vip and sport in ports and outgoing:
-        return Segment((dst, dport, sport), False, seq, off_flags & 0x3F, payload)
+        return _new_segment(Segment, ((dst, dport, sport), False, seq, off_flags & 0x3F, payload))
     return None
+
+
+class Batch:
+    """The segments of one ring block, where they continue each other,
+    joined into one segment per direction of a session before they are
+    handled. A segment that does not continue its direction's run, or that
+    starts or ends the session, first hands on what the session has
+    gathered: the controller's side before the switch's, so that a request
+    of the backup is always known before the reply it gets."""
+
+    __slots__ = ("handle", "runs")
+
+    def __init__(self, handle: Callable[[Segment], None]) -> None:
+        self.handle = handle
+        # per direction (runs[from_switch]): switch key -> [first seq, next seq, flags, payloads]
+        self.runs: tuple[dict, dict] = ({}, {})
+
+    def add(self, segment: Segment) -> None:
+        key, from_switch, seq, flags, payload = segment
+        if flags & (SYN | FIN | RST) or not payload:
+            self.hand_on(key)
+            self.handle(segment)
+            return
+        runs = self.runs[from_switch]
+        run = runs.get(key)
+        if run is not None:
+            if run[1] == seq:
+                run[3].append(payload)
+                run[1] = (seq + len(payload)) % SEQ_MOD
+                return
+            self.hand_on(key)
+        runs[key] = [seq, (seq + len(payload)) % SEQ_MOD, flags, [payload]]
+
+    def hand_on(self, key: tuple[bytes, int, int]) -> None:
+        for from_switch in (False, True):
+            run = self.runs[from_switch].pop(key, None)
+            if run is not None:
+                payload = run[3][0] if len(run[3]) == 1 else b"".join(run[3])
+                self.handle(_new_segment(Segment, (key, from_switch, run[0], run[2], payload)))
+
+    def flush(self) -> None:
+        for key in [*self.runs[False], *self.runs[True]]:
+            self.hand_on(key)
 
 
 # -- sessions ---------------------------------------------------------------
@@ -426,7 +545,7 @@ class Capture:
 
     def __init__(
         self,
-        sock: socket.socket,
+        ring: PacketRing | None,
         vip: str,
         ports: list[int],
         new_tap: Callable[[tuple[str, int], bool], object],
@@ -436,7 +555,7 @@ class Capture:
         is_active: Callable[[], bool] | None = None,
         max_flows: int = 16384,
     ) -> None:
-        self.sock = sock
+        self.ring = ring
         self.vip = socket.inet_aton(vip)
         self.vip_text = vip
         self.ports = frozenset(ports)
@@ -450,26 +569,29 @@ class Capture:
         self.unproven: OrderedDict[tuple[bytes, int, int], list] = OrderedDict()
         self.stats = CaptureStats()
         self._ids = itertools.count(1)
-        self._buffer = bytearray(MAX_FRAME + 64)
-        self._view = memoryview(self._buffer)
 
     def readable(self) -> None:
-        """Take what the socket holds (bounded per call, so the loop stays fair)."""
+        """Take the blocks the kernel handed over (at most a ring's worth
+        per call, so the loop stays fair)."""
+        ring, stats, vip, ports = self.ring, self.stats, self.vip, self.ports
         now = time.monotonic()
-        for _ in range(4096):
-            try:
-                n, where = self.sock.recvfrom_into(self._buffer, 0, socket.MSG_TRUNC)
-            except BlockingIOError:
-                return
-            self.stats.packets += 1
-            if n > len(self._buffer):
-                self.stats.truncated += 1
-                continue
-            segment = parse(self._view[:n], self.vip, self.ports, where[2] == PACKET_OUTGOING)
-            if segment is None or not self.active:
-                self.stats.ignored += 1
-                continue
-            self.handle(segment, now)
+        batch = Batch(lambda segment: self.handle(segment, now))
+        for _ in range(ring.blocks):
+            block = ring.ready()
+            if block is None:
+                break
+            for start, captured, length, outgoing in ring.frames(block):
+                stats.packets += 1
+                if captured < length:
+                    stats.truncated += 1
+                    continue
+                segment = parse(ring.buffer, vip, ports, outgoing, start, start + captured)
+                if segment is None or not self.active:
+                    stats.ignored += 1
+                    continue
+                batch.add(segment)
+            batch.flush()
+            ring.release(block)
 
     def handle(self, segment: Segment, now: float) -> None:
         flags, key = segment.flags, segment.switch
@@ -554,13 +676,13 @@ class Capture:
 
     async def run(self, tick: float = 0.1) -> None:
         loop = asyncio.get_running_loop()
-        loop.add_reader(self.sock, self.readable)
+        loop.add_reader(self.ring, self.readable)
         try:
             while True:
                 self.tick()
                 await asyncio.sleep(tick)
         finally:
-            loop.remove_reader(self.sock)
+            loop.remove_reader(self.ring)
             for flow in list(self.flows.values()):
                 self.end(flow, "the capture stopped")
 
@@ -585,4 +707,4 @@ class Capture:
             flow.controller.expire(now)
             if now - flow.last_seen > self.idle_timeout:
                 self.end(flow, "idle")
-        self.stats.kernel_drops += kernel_drops(self.sock)
+        self.stats.kernel_drops += self.ring.drops()

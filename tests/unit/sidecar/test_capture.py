@@ -10,9 +10,9 @@ from sdn_ha_mirror.capture import (
     WAIT,
     Capture,
     CaptureStats,
+    PacketRing,
     Stream,
     find_boundary,
-    open_socket,
     parse,
 )
 from sdn_ha_mirror.master import Settings
@@ -124,7 +124,7 @@ def test_frames_that_are_not_switch_sessions_are_not_parsed_as_such():
 # -- on loopback ----------------------------------------------------------------
 def packet_socket(port):
     try:
-        return open_socket("lo", VIP, [port], 1 << 22)
+        return PacketRing("lo", VIP, [port], 1 << 22)
     except PermissionError:
         pytest.skip("needs CAP_NET_RAW")
 
@@ -313,7 +313,7 @@ def test_the_switch_side_alone_opens_no_session_and_is_forgotten():
     key = (socket.inet_aton("192.0.2.66"), 40000, 6653)
     capture.handle(Segment(key, True, 5, 0x18, pack(4, OFPT.HELLO, 1) + packet_in(1)), 0.0)
     assert capture.flows == {} and key in capture.unproven
-    capture.sock = type("S", (), {"getsockopt": lambda *a: bytes(8)})()
+    capture.ring = type("R", (), {"drops": lambda self: 0})()
     capture.is_active = lambda: True
     import time as clock
 
@@ -335,3 +335,25 @@ def test_a_reset_far_from_the_stream_is_ignored_and_sessions_are_capped():
     assert other not in capture.flows and capture.stats.refused == 1
     capture.handle(Segment(key, True, 1001, 0x14, b""), 0.0)
     assert capture.flows == {}
+
+
+def test_a_block_s_segments_are_joined_per_direction_and_the_controller_s_go_first():
+    from sdn_ha_mirror.capture import Batch, Segment
+
+    handled = []
+    batch = Batch(handled.append)
+    key = (socket.inet_aton("198.18.1.10"), 40000, 6653)
+    a, b, c = packet_in(1), packet_in(2), packet_in(3)
+    request = pack(4, OFPT.BARRIER_REQUEST, 9)
+    batch.add(Segment(key, True, 100, 0x18, a))
+    batch.add(Segment(key, False, 500, 0x18, request))
+    batch.add(Segment(key, True, 100 + len(a), 0x18, b))
+    assert handled == []  # nothing is handled before the block ends or a run breaks
+    batch.add(Segment(key, True, 100 + len(a) + len(b) + 7, 0x18, c))  # after a hole: the runs so far go on
+    assert handled == [Segment(key, False, 500, 0x18, request), Segment(key, True, 100, 0x18, a + b)]
+    batch.add(Segment(key, True, 0, 0x11, b""))  # a FIN: what waits goes first, then the FIN
+    assert handled[2:] == [Segment(key, True, 100 + len(a) + len(b) + 7, 0x18, c), Segment(key, True, 0, 0x11, b"")]
+    batch.add(Segment(key, True, 2**32 - 3, 0x18, b"abc"))  # a run that wraps the sequence space
+    batch.add(Segment(key, True, 0, 0x18, b"def"))
+    batch.flush()
+    assert handled[4:] == [Segment(key, True, 2**32 - 3, 0x18, b"abcdef")]
