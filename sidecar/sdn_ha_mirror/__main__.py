@@ -27,7 +27,7 @@ from .capture import Capture, CaptureStats, PacketRing
 from .master import Settings
 from .relay import start_server
 from .shadow import SwitchView
-from .sync import PeerSync, load_views, save_views
+from .sync import MIN_KEY, PeerSync, load_views, save_views
 from .tap import Tap
 
 IP_FREEBIND = 15  # Linux; Python 3.11's socket module lacks the constant
@@ -128,6 +128,21 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def sync_key(args: argparse.Namespace) -> bytes:
+    """The key the two LBs sign their view sync with, from a file (never
+    the command line, which any local user can read)."""
+    if not args.sync_key_file:
+        raise SystemExit("--sync-peer needs --sync-key-file: the view sync is signed")
+    try:
+        with open(args.sync_key_file, "rb") as handle:
+            key = handle.read().strip()
+    except OSError as exc:
+        raise SystemExit(f"--sync-key-file: {exc}") from exc
+    if len(key) < MIN_KEY:
+        raise SystemExit(f"--sync-key-file {args.sync_key_file}: {len(key)} bytes; the key needs at least {MIN_KEY}")
+    return key
+
+
 async def start_capture(args: argparse.Namespace, settings: Settings, registry: Registry) -> tuple[list, list]:
     """Capture mode: the kernel's copies of the sessions to --listen, the
     views of their switches (from the peer LB, and from the view file a
@@ -137,7 +152,7 @@ async def start_capture(args: argparse.Namespace, settings: Settings, registry: 
         raise SystemExit("--capture takes the sessions of one VIP: give --listen the same address each time")
     vip, ports = vips.pop(), [port for _, port in args.listen]
     known = load_views(args.view_file) if args.view_file else OrderedDict()
-    sync = PeerSync(args.sync_listen, args.sync_peer, known) if args.sync_peer else None
+    sync = PeerSync(args.sync_listen, args.sync_peer, sync_key(args), known) if args.sync_peer else None
     loop = asyncio.get_running_loop()
 
     def new_tap(peer: tuple[str, int], mid_flight: bool) -> Tap:
@@ -266,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--view-file", help="where the live sessions' views are kept across restarts")
     parser.add_argument("--sync-listen", type=address, help="where the peer LB sends its views, HOST:PORT")
     parser.add_argument("--sync-peer", type=address, help="the peer LB's --sync-listen, HOST:PORT")
+    parser.add_argument("--sync-key-file", metavar="PATH", help="the key both LBs sign the view sync with")
     parser.add_argument("--metrics", type=address, default=("127.0.0.1", 9310))
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)

@@ -12,18 +12,28 @@ ends. One JSON object a line:
      "config": "<base64>", "multipart": {"13": "<base64>", ...}}
     {"switch": "198.18.1.10:40311", "end": true}
 
+A view decides what the master is told about a switch, so every record is
+authenticated: each side of a connection first sends a fresh nonce,
+`{"nonce": "<32 hex digits>"}`, and then signs each line it sends with
+HMAC-SHA256 under the key the two LBs share, over the receiver's nonce, the
+line's number on the connection and the record: `<64 hex digits> <record>`.
+A record signed with another key, replayed from another connection, or
+moved within one, fails, and ends the connection.
+
 The LB that accepts the connection first sends back every view it holds
 from the other: a mirror that restarts on the active LB thus gets back the
 views it had shared, and keeps feeding the master without waiting for the
 switches to reconnect. Only the peer's address is accepted; anything
-malformed ends the connection. The link carries no secret, and never a switch's own bytes
-beyond these replies.
+malformed ends the connection. The link carries no secret (the key never
+crosses it), and never a switch's own bytes beyond these replies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -36,6 +46,50 @@ log = logging.getLogger("sdn_ha_mirror")
 KNOWN_LIMIT = 65536  # views kept for the peer's sessions, oldest dropped first
 LINE_LIMIT = 1 << 20  # a view is a few KB; TABLE_FEATURES can be tens of KB
 PUSH_SECONDS = 0.2
+HELLO_SECONDS = 5.0  # for the peer's nonce
+MIN_KEY = 16  # bytes
+
+
+class Channel:
+    """One connection's signing: this side's nonce, the peer's, and the
+    number of lines each way."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.mine = os.urandom(16)
+        self.theirs = b""
+        self.sent = self.received = 0
+
+    def hello(self) -> bytes:
+        return json.dumps({"nonce": self.mine.hex()}).encode() + b"\n"
+
+    async def greet(self, reader: asyncio.StreamReader) -> None:
+        """Take the peer's nonce; ValueError if it sends something else."""
+        line = await asyncio.wait_for(reader.readline(), HELLO_SECONDS)
+        record = json.loads(line) if line else None
+        nonce = record.get("nonce") if isinstance(record, dict) else None
+        if not isinstance(nonce, str) or len(nonce) != 32:
+            raise ValueError("the connection did not start with a nonce")
+        self.theirs = bytes.fromhex(nonce)
+
+    def _mac(self, nonce: bytes, number: int, body: bytes) -> bytes:
+        return hmac.new(self.key, nonce + number.to_bytes(8, "big") + body, hashlib.sha256).hexdigest().encode()
+
+    def seal(self, body: bytes) -> bytes:
+        line = self._mac(self.theirs, self.sent, body) + b" " + body + b"\n"
+        self.sent += 1
+        return line
+
+    def open(self, line: bytes) -> dict:
+        """The record of a signed line; ValueError if the signature fails."""
+        mac, _, body = line.rstrip(b"\n").partition(b" ")
+        if not hmac.compare_digest(mac, self._mac(self.mine, self.received, body)):
+            raise ValueError(f"line {self.received} failed authentication")
+        self.received += 1
+        record = json.loads(body)
+        if not isinstance(record, dict):
+            raise ValueError("a record is a JSON object")
+        return record
 
 
 def encode(label: str, view: SwitchView) -> bytes:
@@ -49,7 +103,7 @@ def encode(label: str, view: SwitchView) -> bytes:
         "config": b64(view.config),
         "multipart": {str(k): b64(v) for k, v in view.multipart.items() if k in SwitchView.SHARED_MULTIPART},
     }
-    return json.dumps(record, separators=(",", ":")).encode() + b"\n"
+    return json.dumps(record, separators=(",", ":")).encode()
 
 
 def decode(record: dict) -> SwitchView:
@@ -76,7 +130,7 @@ def save_views(path: str, views: list[tuple[str, SwitchView]]) -> None:
     """The live sessions' views, for a restarted mirror (atomically)."""
     partial = f"{path}.partial"
     with open(partial, "wb") as handle:
-        handle.writelines(encode(label, view) for label, view in views if view.ready)
+        handle.writelines(encode(label, view) + b"\n" for label, view in views if view.ready)
     os.replace(partial, path)
 
 
@@ -95,13 +149,18 @@ def load_views(path: str) -> OrderedDict[str, SwitchView]:
 
 
 class PeerSync:
-    def __init__(self, listen: tuple[str, int], peer: tuple[str, int], known: OrderedDict | None = None):
-        self.listen, self.peer = listen, peer
+    def __init__(
+        self, listen: tuple[str, int], peer: tuple[str, int], key: bytes, known: OrderedDict | None = None
+    ) -> None:
+        if len(key) < MIN_KEY:
+            raise ValueError(f"the view sync's key has {len(key)} bytes; it needs at least {MIN_KEY}")
+        self.listen, self.peer, self.key = listen, peer, key
         self.known: OrderedDict[str, SwitchView] = known if known is not None else OrderedDict()
         self.sent: dict[str, int] = {}  # label -> view generation the peer has
         self.ended: list[str] = []
         self.received = self.pushed = 0
         self._writer: asyncio.StreamWriter | None = None
+        self._channel: Channel | None = None
         self._reader_task: asyncio.Task | None = None
 
     def view_for(self, label: str) -> SwitchView | None:
@@ -123,22 +182,25 @@ class PeerSync:
             log.warning("view sync: refused a connection from %s (the peer is %s)", source, self.peer[0])
             writer.close()
             return
+        channel = Channel(self.key)
         try:
+            writer.write(channel.hello())
+            await channel.greet(reader)
             # What the peer shared before it restarted, back to it.
-            writer.writelines([encode(label, view) for label, view in self.known.items()])
+            writer.writelines([channel.seal(encode(label, view)) for label, view in self.known.items()])
             await writer.drain()
-            await self._read_records(reader, source)
+            await self._read_records(reader, source, channel)
+        except (ValueError, TimeoutError, asyncio.LimitOverrunError) as exc:
+            log.warning("view sync: %s from %s; dropping the connection", exc, source)
         except ConnectionError:
             pass
         finally:
             writer.close()
 
-    async def _read_records(self, reader: asyncio.StreamReader, source: str) -> None:
+    async def _read_records(self, reader: asyncio.StreamReader, source: str, channel: Channel) -> None:
         try:
             while line := await reader.readline():
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError("a record is a JSON object")
+                record = channel.open(line)
                 label = str(record["switch"])
                 if record.get("end"):
                     self.known.pop(label, None)
@@ -161,24 +223,34 @@ class PeerSync:
             await asyncio.sleep(PUSH_SECONDS)
             if self._writer is None or self._writer.is_closing():
                 self._writer = None
+                channel = Channel(self.key)
                 try:
-                    reader, self._writer = await asyncio.wait_for(
-                        asyncio.open_connection(*self.peer, limit=LINE_LIMIT), 1.0
-                    )
+                    reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.peer, limit=LINE_LIMIT), 1.0)
                 except (TimeoutError, OSError):
                     continue
+                try:
+                    writer.write(channel.hello())
+                    await channel.greet(reader)
+                except (ValueError, TimeoutError, OSError) as exc:
+                    log.warning("view sync: %s from %s; dropping the connection", exc, self.peer[0])
+                    writer.close()
+                    continue
+                self._writer, self._channel = writer, channel
                 self.sent.clear()
                 self.ended.clear()
                 if self._reader_task is not None:
                     self._reader_task.cancel()
-                self._reader_task = asyncio.get_running_loop().create_task(self._read_records(reader, self.peer[0]))
+                self._reader_task = asyncio.get_running_loop().create_task(
+                    self._read_records(reader, self.peer[0], channel)
+                )
             try:
+                seal = self._channel.seal
                 for label in self.ended:
-                    self._writer.write(json.dumps({"switch": label, "end": True}).encode() + b"\n")
+                    self._writer.write(seal(json.dumps({"switch": label, "end": True}).encode()))
                 self.ended.clear()
                 for label, view in sessions():
                     if view.ready and self.sent.get(label) != view.generation:
-                        self._writer.write(encode(label, view))
+                        self._writer.write(seal(encode(label, view)))
                         self.sent[label] = view.generation
                         self.pushed += 1
                 await asyncio.wait_for(self._writer.drain(), 5.0)

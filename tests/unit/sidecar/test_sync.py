@@ -5,9 +5,12 @@ import json
 import socket
 import struct
 
+import pytest
 from sdn_ha_mirror.openflow import OFPT, Framer, pack
 from sdn_ha_mirror.shadow import SwitchView
-from sdn_ha_mirror.sync import PeerSync, decode, encode
+from sdn_ha_mirror.sync import Channel, PeerSync, decode, encode
+
+KEY = b"lab key, sixteen bytes or more"
 
 
 def view():
@@ -58,8 +61,8 @@ async def until(predicate, timeout=5.0):
 def test_the_active_pushes_views_and_ends_and_the_peer_takes_them_over():
     async def run():
         port = free_port()
-        standby = PeerSync(("127.0.0.1", port), ("127.0.0.1", 1))
-        active = PeerSync(("127.0.0.1", 0), ("127.0.0.1", port))
+        standby = PeerSync(("127.0.0.1", port), ("127.0.0.1", 1), KEY)
+        active = PeerSync(("127.0.0.1", 0), ("127.0.0.1", port), KEY)
         server = await standby.serve()
         sessions = {"198.18.1.10:40000": view(), "198.18.1.11:40001": view()}
         pusher = asyncio.get_running_loop().create_task(active.push(lambda: list(sessions.items())))
@@ -81,7 +84,7 @@ def test_the_active_pushes_views_and_ends_and_the_peer_takes_them_over():
 def test_only_the_peer_may_send_views():
     async def run():
         port = free_port()
-        standby = PeerSync(("127.0.0.1", port), ("127.0.0.3", 1))
+        standby = PeerSync(("127.0.0.1", port), ("127.0.0.3", 1), KEY)
         server = await standby.serve()
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -98,30 +101,112 @@ def test_only_the_peer_may_send_views():
     assert asyncio.run(run()) == {}
 
 
-def test_a_bad_record_ends_the_connection_and_keeps_what_was_known():
+async def peer_session(port, key=KEY):
+    """A connection to a PeerSync as its peer would open it: nonces swapped."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    channel = Channel(key)
+    writer.write(channel.hello())
+    await channel.greet(reader)
+    return reader, writer, channel
+
+
+async def refused(reader) -> bool:
+    """Whether the other side ended the connection (after its own lines)."""
+    try:
+        while await asyncio.wait_for(reader.readline(), 2):
+            pass
+    except ConnectionResetError:
+        pass
+    return True
+
+
+def standby_with(session):
     async def run():
         port = free_port()
-        standby = PeerSync(("127.0.0.1", port), ("127.0.0.1", 1))
+        standby = PeerSync(("127.0.0.1", port), ("127.0.0.1", 1), KEY)
         server = await standby.serve()
         try:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(encode("198.18.1.10:40000", view()) + b'{"switch": "x", "version": 4}\n')
-            await writer.drain()
-            assert await asyncio.wait_for(reader.read(), 2) == b""
+            await session(port, standby)
             return list(standby.known)
         finally:
             server.close()
 
-    assert asyncio.run(run()) == ["198.18.1.10:40000"]
+    return asyncio.run(run())
+
+
+def test_a_bad_record_ends_the_connection_and_keeps_what_was_known():
+    async def session(port, standby):
+        reader, writer, channel = await peer_session(port)
+        writer.write(channel.seal(encode("198.18.1.10:40000", view())))
+        writer.write(channel.seal(b'{"switch": "x", "version": 4}'))
+        await writer.drain()
+        assert await refused(reader)
+
+    assert standby_with(session) == ["198.18.1.10:40000"]
+
+
+def test_a_record_signed_with_another_key_is_refused():
+    async def session(port, standby):
+        reader, writer, channel = await peer_session(port, key=b"not the lab's key, but as long")
+        writer.write(channel.seal(encode("198.18.1.10:40000", view())))
+        await writer.drain()
+        assert await refused(reader)
+
+    assert standby_with(session) == []
+
+
+def test_a_line_replayed_from_another_connection_or_moved_is_refused():
+    lines = []
+
+    async def first(port, standby):
+        _reader, writer, channel = await peer_session(port)
+        for n in range(2):
+            lines.append(channel.seal(encode(f"198.18.1.1{n}:40000", view())))
+        writer.write(lines[0])
+        await writer.drain()
+        await until(lambda: standby.known)
+        writer.close()
+
+    async def replayed(port, standby):
+        reader, writer, _ = await peer_session(port)
+        writer.write(lines[0])
+        await writer.drain()
+        assert await refused(reader)
+
+    async def moved(port, standby):
+        reader, writer, channel = await peer_session(port)
+        second, first_line = channel.seal(encode("198.18.1.11:40000", view())), channel.seal(b"{}")
+        writer.write(first_line[:64] + second[64:])  # the second record under the first line's number
+        await writer.drain()
+        assert await refused(reader)
+
+    assert standby_with(first) == ["198.18.1.10:40000"]
+    assert standby_with(replayed) == []
+    assert standby_with(moved) == []
+
+
+def test_a_connection_that_does_not_start_with_a_nonce_is_dropped():
+    async def session(port, standby):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(encode("198.18.1.10:40000", view()) + b"\n")
+        await writer.drain()
+        assert await refused(reader)
+
+    assert standby_with(session) == []
+
+
+def test_a_short_key_is_refused():
+    with pytest.raises(ValueError, match="at least 16"):
+        PeerSync(("127.0.0.1", 0), ("127.0.0.1", 1), b"short")
 
 
 def test_a_restarted_mirror_gets_back_the_views_it_shared():
     async def run():
         port = free_port()
-        standby = PeerSync(("127.0.0.1", port), ("127.0.0.1", 1))
+        standby = PeerSync(("127.0.0.1", port), ("127.0.0.1", 1), KEY)
         standby.known["198.18.1.10:40000"] = view()  # shared before the active's mirror restarted
         server = await standby.serve()
-        restarted = PeerSync(("127.0.0.1", 0), ("127.0.0.1", port))
+        restarted = PeerSync(("127.0.0.1", 0), ("127.0.0.1", port), KEY)
         pusher = asyncio.get_running_loop().create_task(restarted.push(list))
         try:
             await until(lambda: "198.18.1.10:40000" in restarted.known)
@@ -145,8 +230,6 @@ def test_views_saved_by_one_run_are_loaded_by_the_next(tmp_path):
 
 
 def test_records_that_are_not_views_are_refused():
-    import pytest
-
     good = json.loads(encode("198.18.1.10:40000", view()))
     for bad in ({**good, "version": 300}, {**good, "multipart": "x"}, {**good, "features": 7}):
         with pytest.raises((ValueError, TypeError, AttributeError)):
