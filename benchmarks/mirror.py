@@ -40,6 +40,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from lab_image import run_inside
+
 ROOT = Path(__file__).resolve().parents[1]
 CONTROLLER, MASTER, HAPROXY_DIRECT, HAPROXY_PROXY, SIDECAR, METRICS = 7001, 7002, 7010, 7011, 7020, 7030
 PATHS = {"a": CONTROLLER, "b": HAPROXY_DIRECT, "c": SIDECAR}
@@ -391,23 +393,8 @@ def inside(args: argparse.Namespace) -> None:
 
 def outside(args: argparse.Namespace) -> int:
     """Run this script inside a throwaway container of the lab image."""
-    sys.path.insert(0, str(ROOT / "lab"))
-    import labnet
-
-    labnet.require(podman_only=True)
-    images = subprocess.run(
-        ["podman", "images", "--filter", "reference=localhost/sdn-ha-lab", "--format", "{{.Repository}}:{{.Tag}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    if not images:
-        print("no lab image: run `make setup` first", file=sys.stderr)
-        return 1
-    command = ["podman", "run", "--rm", "--network", "none", "-v", f"{ROOT}:/src:ro", images[0]]
-    command += ["python3", "/src/benchmarks/mirror.py", "--inside", "--runs", str(args.runs)]
-    command += ["--messages", str(args.messages), "--sessions", str(args.sessions)]
-    return subprocess.call(command)
+    arguments = ["--runs", str(args.runs), "--messages", str(args.messages), "--sessions", str(args.sessions)]
+    return run_inside("mirror.py", arguments)
 
 
 def main() -> int:

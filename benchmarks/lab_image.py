@@ -1,0 +1,42 @@
+"""Shared by the benchmarks that need only the lab image, not the lab: run
+a benchmark script inside a throwaway container of that image, with no
+network at all, the repository mounted read-only at /src."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_inside(script: str, arguments: list[str], caps: str = "", timeout: float | None = None) -> int:
+    """Run `python3 /src/benchmarks/<script> --inside <arguments>` in a fresh
+    container of the lab image; its exit code (1 without an image, or when it
+    overran `timeout` seconds, in which case the container is removed)."""
+    sys.path.insert(0, str(ROOT / "lab"))
+    import labnet
+
+    labnet.require(podman_only=True)
+    images = subprocess.run(
+        ["podman", "images", "--filter", "reference=localhost/sdn-ha-lab", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    if not images:
+        print("no lab image: run `make setup` first", file=sys.stderr)
+        return 1
+    name = f"sdn-ha-bench-{Path(script).stem}-{os.getpid()}"
+    command = ["podman", "run", "--rm", "--name", name, "--network", "none"]
+    if caps:
+        command += ["--cap-add", caps]
+    command += ["-v", f"{ROOT}:/src:ro", images[0], "python3", f"/src/benchmarks/{script}", "--inside", *arguments]
+    try:
+        return subprocess.run(command, timeout=timeout, check=False).returncode
+    except subprocess.TimeoutExpired:
+        print("the benchmark overran its time; removing its container", file=sys.stderr)
+        subprocess.run(["podman", "rm", "-f", "-t", "0", name], check=False)
+        return 1
