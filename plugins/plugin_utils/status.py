@@ -128,6 +128,11 @@ def status_lines(view: Mapping) -> list[str]:
                     f"packets {m.get('capture_packets', 0)}, dropped by the kernel {m.get('capture_kernel_drops', 0)}, "
                     f"bytes never seen {m.get('unseen_bytes', 0)}"
                 )
+            if "sync_views_known" in m:
+                lines.append(
+                    f"view sync@{lb}: peer's views held {m['sync_views_known']}, received {m.get('sync_received', 0)}, "
+                    f"sent {m.get('sync_pushed', 0)}, connections refused {m.get('sync_refused', 0)}"
+                )
     for lb, nat in view.get("nat", {}).items():
         assigned = ", ".join(f"{name} {count}" for name, count in nat["assigned"].items()) or "none (map empty)"
         sessions = ", ".join(f"{name} {count}" for name, count in nat["sessions"].items()) or "none"

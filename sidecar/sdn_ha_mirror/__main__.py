@@ -56,6 +56,7 @@ class Registry:
         self.live: set = set()  # relayed sessions or captured flows
         self.sessions_total = 0
         self.capture: Capture | None = None
+        self.sync: PeerSync | None = None
 
     def opened(self, session) -> None:
         self.live.add(session)
@@ -107,6 +108,15 @@ class Registry:
                 "# TYPE sdn_ha_mirror_capture_active gauge",
                 f"sdn_ha_mirror_capture_active {int(self.capture.active)}",
             ]
+        if self.sync is not None:
+            for name, value in (("received", self.sync.received), ("pushed", self.sync.pushed)):
+                lines += [f"# TYPE sdn_ha_mirror_sync_{name}_total counter", f"sdn_ha_mirror_sync_{name}_total {value}"]
+            lines += [
+                "# TYPE sdn_ha_mirror_sync_refused_total counter",
+                f"sdn_ha_mirror_sync_refused_total {self.sync.refused}",
+                "# TYPE sdn_ha_mirror_sync_views_known gauge",
+                f"sdn_ha_mirror_sync_views_known {len(self.sync.known)}",
+            ]
         # Per live session, labelled by the switch's address and port.
         for f in fields(Counters):
             name = f"sdn_ha_mirror_session_{f.name}_total"
@@ -153,6 +163,7 @@ async def start_capture(args: argparse.Namespace, settings: Settings, registry: 
     vip, ports = vips.pop(), [port for _, port in args.listen]
     known = load_views(args.view_file) if args.view_file else OrderedDict()
     sync = PeerSync(args.sync_listen, args.sync_peer, sync_key(args), known) if args.sync_peer else None
+    registry.sync = sync
     loop = asyncio.get_running_loop()
 
     def new_tap(peer: tuple[str, int], mid_flight: bool) -> Tap:

@@ -66,7 +66,9 @@ class Channel:
     async def greet(self, reader: asyncio.StreamReader) -> None:
         """Take the peer's nonce; ValueError if it sends something else."""
         line = await asyncio.wait_for(reader.readline(), HELLO_SECONDS)
-        record = json.loads(line) if line else None
+        if not line:
+            raise ConnectionResetError("the peer closed the connection")
+        record = json.loads(line)
         nonce = record.get("nonce") if isinstance(record, dict) else None
         if not isinstance(nonce, str) or len(nonce) != 32:
             raise ValueError("the connection did not start with a nonce")
@@ -159,6 +161,7 @@ class PeerSync:
         self.sent: dict[str, int] = {}  # label -> view generation the peer has
         self.ended: list[str] = []
         self.received = self.pushed = 0
+        self.refused = 0  # connections ended: not the peer, no nonce, a bad signature or record
         self._writer: asyncio.StreamWriter | None = None
         self._channel: Channel | None = None
         self._reader_task: asyncio.Task | None = None
@@ -180,6 +183,7 @@ class PeerSync:
         source = writer.get_extra_info("peername")[0]
         if source != self.peer[0]:
             log.warning("view sync: refused a connection from %s (the peer is %s)", source, self.peer[0])
+            self.refused += 1
             writer.close()
             return
         channel = Channel(self.key)
@@ -192,6 +196,7 @@ class PeerSync:
             await self._read_records(reader, source, channel)
         except (ValueError, TimeoutError, asyncio.LimitOverrunError) as exc:
             log.warning("view sync: %s from %s; dropping the connection", exc, source)
+            self.refused += 1
         except ConnectionError:
             pass
         finally:
@@ -212,6 +217,7 @@ class PeerSync:
                     self.known.popitem(last=False)
         except (ValueError, KeyError, TypeError, AttributeError, asyncio.LimitOverrunError) as exc:
             log.warning("view sync: bad record from %s: %s; dropping the connection", source, exc)
+            self.refused += 1
         except ConnectionError:
             pass
 
@@ -231,8 +237,12 @@ class PeerSync:
                 try:
                     writer.write(channel.hello())
                     await channel.greet(reader)
+                except ConnectionError:
+                    writer.close()
+                    continue
                 except (ValueError, TimeoutError, OSError) as exc:
                     log.warning("view sync: %s from %s; dropping the connection", exc, self.peer[0])
+                    self.refused += 1
                     writer.close()
                     continue
                 self._writer, self._channel = writer, channel

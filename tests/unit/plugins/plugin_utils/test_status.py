@@ -154,7 +154,9 @@ def test_a_capturing_mirror_shows_its_capture_counters():
             "lb1": mirror_counters(
                 "sdn_ha_mirror_relayed_messages_total 7\nsdn_ha_mirror_capture_active 1\n"
                 "sdn_ha_mirror_capture_packets_total 40\nsdn_ha_mirror_capture_kernel_drops_total 2\n"
-                "sdn_ha_mirror_unseen_bytes_total 88\n"
+                "sdn_ha_mirror_unseen_bytes_total 88\nsdn_ha_mirror_sync_received_total 5\n"
+                "sdn_ha_mirror_sync_pushed_total 0\nsdn_ha_mirror_sync_refused_total 1\n"
+                "sdn_ha_mirror_sync_views_known 4\n"
             )
         },
         "haproxy": {},
@@ -164,3 +166,4 @@ def test_a_capturing_mirror_shows_its_capture_counters():
     lines = status_lines(view)
     assert any(line.startswith("mirror@lb1: 0 session(s)") and "seen whole 7 =" in line for line in lines)
     assert "capture@lb1: on (holds the VIP); packets 40, dropped by the kernel 2, bytes never seen 88" in lines
+    assert "view sync@lb1: peer's views held 4, received 5, sent 0, connections refused 1" in lines
