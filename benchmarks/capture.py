@@ -13,11 +13,11 @@ by veth pairs, addresses from 198.18.0.0/15 only:
   ctl  the backup controller (answers each PACKET_IN with a PACKET_OUT of the
        same xid) and the master (says HELLO, counts the PACKET_IN copies).
 
-Each trial runs once with the capture off (no daemon at all), once on as the
-mirror role runs it (a fresh daemon at nice 19 under SCHED_BATCH: the copies
-are best effort, the switch's path is not) and once on at the default
-priority (nice 0, SCHED_OTHER), the order alternating from round to round,
-for --runs rounds.
+Each trial runs once with the capture off (no daemon at all) and once on (a
+fresh daemon, at the default priority as the mirror role runs it), the order
+alternating from round to round, for --runs rounds. With --nice N, a third
+run per trial takes a daemon at nice N under SCHED_BATCH (the role's
+`mirror_capture_nice`).
 128-byte PACKET_INs, one message per write:
 
   - round trips, p50 and p99, at 10k and 50k msg/s offered. Open loop: a
@@ -64,9 +64,7 @@ MESSAGE = 128
 WARMUP = 200  # closed-loop round trips before each timed latency trial
 SKIP = 1000  # first open-loop messages left out of the percentiles (ramp-up)
 TRIALS = ("lat10k", "lat50k", "full")
-MODES = ("off", "on", "nice0")
-# How the mirror role's unit runs the daemon in capture mode (Nice=, CPUSchedulingPolicy=).
-DEPLOYED_NICE = 19
+MODES = ("off", "on")  # and "nice" with --nice
 
 
 def of(kind: int, xid: int = 0, body: bytes = b"") -> bytes:
@@ -322,13 +320,13 @@ class Capture:
 
     LOG = Path("/tmp/capture-daemon.log")
 
-    def __init__(self, deployed: bool) -> None:
+    def __init__(self, nice: int = 0) -> None:
         self.master_before = 0  # the master's count before this trial
         env = dict(os.environ, PYTHONPATH=str(ROOT / "sidecar"))
 
-        def schedule() -> None:
-            if deployed:
-                os.setpriority(os.PRIO_PROCESS, 0, DEPLOYED_NICE)
+        def schedule() -> None:  # as the unit's Nice= and CPUSchedulingPolicy=batch do
+            if nice:
+                os.setpriority(os.PRIO_PROCESS, 0, nice)
                 os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
         with self.LOG.open("w") as log:
@@ -459,7 +457,7 @@ def full_load(sock: socket.socket, count: int) -> dict:
 
 # -- the run -------------------------------------------------------------------
 def trial(args: argparse.Namespace, kind: str, mode: str, master_pid: int) -> dict:
-    capture = Capture(deployed=mode == "on") if mode != "off" else None
+    capture = Capture(args.nice if mode == "nice" else 0) if mode != "off" else None
     sock = None
     try:
         before = master_count()
@@ -481,6 +479,13 @@ def trial(args: argparse.Namespace, kind: str, mode: str, master_pid: int) -> di
             stream = PREAMBLE_BYTES + sent * MESSAGE
             values = capture.settle(stream)
             cpu = cpu_seconds(capture.proc.pid) - cpu
+            if m(values, "relayed_bytes_total") + m(values, "unseen_bytes_total") != stream:
+                # Copies lost at the end of the stream show only when the
+                # switch's FIN says where the stream ended: close, then count.
+                sock.close()
+                sock = None
+                wait_until(lambda: m(metrics(), "sessions") == 0, 10, "the captured session to end")
+                values = capture.settle(stream)
             result.update(
                 seen=m(values, "relayed_messages_total") - PREAMBLE_MESSAGES,
                 mirrored=m(values, "mirrored_messages_total"),
@@ -509,7 +514,8 @@ def trial(args: argparse.Namespace, kind: str, mode: str, master_pid: int) -> di
 def measure(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]], master_pid: int) -> None:
     started = time.monotonic()
     for round_ in range(args.runs):
-        order = MODES if round_ % 2 == 0 else MODES[::-1]
+        modes = MODES + (("nice",) if args.nice else ())
+        order = modes if round_ % 2 == 0 else modes[::-1]
         print(f"round {round_ + 1}/{args.runs} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
         for kind in args.trials:
             for mode in order:
@@ -548,35 +554,48 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]])
     print(f"\nKernel capture benchmark (NAT mode): {args.runs} rounds, {os.cpu_count()} CPUs, veth + DNAT + conntrack")
     print("128-byte PACKET_INs, one message per write; median (min to max) of the rounds; on vs off paired per round;")
     print("the daemon, the peers and the emulator share the machine's CPUs with the data path;")
-    print(f"on: as deployed (nice {DEPLOYED_NICE}, SCHED_BATCH); nice 0: the same daemon at the default priority")
+    if args.nice:
+        print(f"nice {args.nice}: the same daemon at nice {args.nice} under SCHED_BATCH (mirror_capture_nice)")
     print(f"trials that completed: {', '.join(f'{k[0]} {k[1]} {v}' for k, v in sorted(rounds.items()))}\n")
-    print("| Trial | Capture off | Capture on | On vs off | Target | On at nice 0 | Nice 0 vs off |")
-    print("|---|---|---|---|---|---|---|")
+    extra = ("nice",) if args.nice else ()
+    head = "".join(f" | At nice {args.nice} | Nice {args.nice} vs off" for _ in extra)
+    print(f"| Trial | Capture off | Capture on | On vs off | Target{head} |")
+    print("|---|---|---|---|---|" + "---|---|" * len(extra))
     for kind, rate in (("lat10k", 10), ("lat50k", 50)):
         for q, target in (("p50", "+30 us" if rate == 50 else ""), ("p99", "+100 us" if rate == 50 else "")):
-            added = [spread(paired(results, kind, q, lambda on, off: on - off, m), "{:+.0f}") for m in MODES[1:]]
+            cells = [
+                f"{col(kind, m, q)} | {spread(paired(results, kind, q, lambda on, off: on - off, m), '{:+.0f}')} us"
+                for m in ("on", *extra)
+            ]
+            more = "".join(f" | {c}" for c in cells[1:])
             print(
-                f"| Round trip {q} at {rate}k msg/s offered, us | {col(kind, 'off', q)} | {col(kind, 'on', q)} "
-                f"| {added[0]} us | {'<= ' + target if target else ''} | {col(kind, 'nice0', q)} | {added[1]} us |"
+                f"| Round trip {q} at {rate}k msg/s offered, us | {col(kind, 'off', q)} | {cells[0]} "
+                f"| {'<= ' + target if target else ''}{more} |"
             )
-        rates = [col(kind, m, "rate", "{:.1f}", 1e-3) for m in MODES]
-        print(f"| Rate achieved at {rate}k offered, k msg/s | {rates[0]} | {rates[1]} | | | {rates[2]} | |")
-    ratio = [spread(paired(results, "full", "rate", lambda on, off: on / off, m), "{:.2f}") for m in MODES[1:]]
-    rates = [col("full", m, "rate", "{:.1f}", 1e-3) for m in MODES]
+        rates = [col(kind, m, "rate", "{:.1f}", 1e-3) for m in ("off", "on", *extra)]
+        more = "".join(f" | {r} | " for r in rates[2:])
+        print(f"| Rate achieved at {rate}k offered, k msg/s | {rates[0]} | {rates[1]} | | {more}|")
+    cells = [
+        f"{col('full', m, 'rate', '{:.1f}', 1e-3)} | "
+        f"{spread(paired(results, 'full', 'rate', lambda on, off: on / off, m), '{:.2f}')}x"
+        for m in ("on", *extra)
+    ]
+    more = "".join(f" | {c}" for c in cells[1:])
     print(
-        f"| Full load ({args.full_messages} msgs), k msg/s | {rates[0]} | {rates[1]} | {ratio[0]}x | >= 0.80x "
-        f"| {rates[2]} | {ratio[1]}x |"
+        f"| Full load ({args.full_messages} msgs), k msg/s | {col('full', 'off', 'rate', '{:.1f}', 1e-3)} "
+        f"| {cells[0]} | >= 0.80x{more} |"
     )
-    print("\nWith the capture on (both priorities), PACKET_INs summed over the rounds (CPU: median, min to max)\n")
+    print("\nWith the capture on, PACKET_INs summed over the rounds (CPU: median, min to max)\n")
     print(
         "| Trial | Sent | Seen whole | Mirrored | Master got | Dropped | Unseen bytes (/128) | Kernel drops "
         "| Lost copies | Not counted | Identities | Daemon CPU s per 100k | Master CPU s per 100k |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for kind in TRIALS:
-        rows = results.get((kind, "on"), []) + results.get((kind, "nice0"), [])
+    for kind, mode in [(kind, mode) for kind in TRIALS for mode in ("on", *extra)]:
+        rows = results.get((kind, mode), [])
+        label = kind if mode == "on" else f"{kind} at nice {args.nice}"
         if not rows:
-            print(f"| {kind} | no completed trial | | | | | | | | | | | |")
+            print(f"| {label} | no completed trial | | | | | | | | | | | |")
             continue
 
         def total(key: str, rows=rows) -> int:
@@ -586,7 +605,7 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]])
         lost = total("sent") - total("master")
         uncounted = lost - total("dropped") - round(total("unseen") / MESSAGE)
         print(
-            f"| {kind} | {total('sent')} | {total('seen')} | {total('mirrored')} | {total('master')} "
+            f"| {label} | {total('sent')} | {total('seen')} | {total('mirrored')} | {total('master')} "
             f"| {total('dropped')} | {total('unseen')} ({total('unseen') / MESSAGE:.0f}) | {total('kernel_drops')} "
             f"| {lost} | {uncounted} | {identities} (unaccounted bytes {total('unaccounted')}) "
             f"| {spread([r['cpu'] for r in rows], '{:.2f}')} | {spread([r['master_cpu'] for r in rows], '{:.2f}')} |"
@@ -634,7 +653,7 @@ def outside(args: argparse.Namespace) -> int:
     namespaces, nftables and the packet socket need these capabilities)."""
     arguments = ["--runs", str(args.runs), "--messages-10k", str(args.messages_10k)]
     arguments += ["--messages-50k", str(args.messages_50k), "--full-messages", str(args.full_messages)]
-    arguments += ["--trials", ",".join(args.trials)]
+    arguments += ["--trials", ",".join(args.trials), "--nice", str(args.nice)]
     return run_inside("capture.py", arguments, caps="NET_ADMIN,NET_RAW,SYS_ADMIN", timeout=120 + 220 * args.runs)
 
 
@@ -646,6 +665,9 @@ def main() -> int:
     parser.add_argument("--full-messages", type=int, default=200_000, help="per full-load trial")
     parser.add_argument(
         "--trials", type=lambda text: text.split(","), default=list(TRIALS), help=f"some of {','.join(TRIALS)}"
+    )
+    parser.add_argument(
+        "--nice", type=int, default=0, help="also run each trial with the daemon at this nice value, SCHED_BATCH"
     )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", choices=["controller", "master"], help=argparse.SUPPRESS)

@@ -374,6 +374,14 @@ class Stream:
         """Bytes held that will never be delivered (the session ended)."""
         return self.held_bytes + len(self.unsynced)
 
+    def missing_before(self, end: int) -> int:
+        """Bytes before sequence number `end` (where the sender said the
+        stream ends) that were never seen at all: the holes, not the
+        segments held after them."""
+        if self.next is None:
+            return 0
+        return max(0, self._distance(end) - self.held_bytes)
+
     def _accept(self, payload: bytes) -> None:
         self.next = (self.next + len(payload)) % SEQ_MOD
         if not self.synced:
@@ -520,6 +528,7 @@ class Flow:
         self.fins: set[bool] = set()  # the directions that closed (True: the switch's)
         self.last_seen = time.monotonic()
         self.isn: int | None = None  # the switch's SYN, when the capture saw it
+        self.switch_end: int | None = None  # where the switch's FIN or RST says its stream ends
         self.switch = Stream(tap.from_switch, tap.switch_gap, self._version)
         self.controller = Stream(tap.from_controller, self._controller_gap, self._version)
 
@@ -630,6 +639,8 @@ class Capture:
             self.stats.out_of_window += 1
             return
         flow.last_seen = now
+        if flags & (FIN | RST) and segment.from_switch:
+            flow.switch_end = (segment.seq + len(segment.payload)) % SEQ_MOD
         if flags & SYN:
             stream.syn(segment.seq)
         elif segment.payload:
@@ -668,7 +679,11 @@ class Capture:
     def end(self, flow: Flow, why: str) -> None:
         if self.flows.get(flow.key) is flow:
             del self.flows[flow.key]
-        flow.tap.switch_gap(flow.switch.leftover())  # what waited in vain: never seen whole
+        # What waited in vain, and a lost tail the switch's FIN or RST reveals: never seen whole.
+        missing = flow.switch.leftover()
+        if flow.switch_end is not None:
+            missing += flow.switch.missing_before(flow.switch_end)
+        flow.tap.switch_gap(missing)
         flow.tap.close()
         log.debug("switch %s: session %s", flow.peer, why)
         if self.on_close:

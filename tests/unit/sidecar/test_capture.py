@@ -357,3 +357,22 @@ def test_a_block_s_segments_are_joined_per_direction_and_the_controller_s_go_fir
     batch.add(Segment(key, True, 0, 0x18, b"def"))
     batch.flush()
     assert handled[4:] == [Segment(key, True, 2**32 - 3, 0x18, b"abcdef")]
+
+
+def test_a_tail_the_capture_never_saw_is_counted_when_the_switch_closes():
+    from sdn_ha_mirror.capture import Segment
+
+    capture = scripted_capture()
+    key = (socket.inet_aton("198.18.1.10"), 40000, 6653)
+    capture.handle(Segment(key, True, 0, 0x02, b""), 0.0)  # SYN
+    capture.handle(Segment(key, False, 500, 0x18, pack(4, OFPT.HELLO, 1)), 0.0)
+    a, b, c = packet_in(1), packet_in(2), packet_in(3)
+    capture.handle(Segment(key, True, 1, 0x18, a), 0.0)
+    capture.handle(Segment(key, True, 1 + len(a) + len(b), 0x18, c[:40]), 0.0)  # held after a hole
+    tap = capture.flows[key].tap
+    end = 1 + len(a) + len(b) + len(c)  # c's last bytes were never copied either
+    capture.handle(Segment(key, True, end, 0x11, b""), 0.0)  # the switch's FIN
+    capture.handle(Segment(key, False, 508, 0x11, b""), 0.0)  # the controller's FIN: the session ends
+    assert key not in capture.flows
+    assert tap.counters.relayed_messages == 1
+    assert tap.counters.unseen_bytes == len(b) + len(c)  # the hole, what was held after it, the lost tail
