@@ -9,6 +9,10 @@ export PATH := $(VENV)/bin:$(PATH)
 export CONTAINERS_CONF := $(CURDIR)/lab/containers.conf
 export CONTAINERS_STORAGE_CONF := $(CURDIR)/lab/storage.conf
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+# The lab's vault password (it decrypts the lab's view sync key). Given to
+# the lab's runs only, not in ansible.cfg: an `ansible-vault encrypt_string`
+# typed in this tree must never encrypt a real secret with a public password.
+export ANSIBLE_VAULT_PASSWORD_FILE := $(CURDIR)/lab/vault-password
 export SDN_HA_CACHE := $(CACHE)
 
 .PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror bench-nat bench-nat-pool bench-runtime bench-capture

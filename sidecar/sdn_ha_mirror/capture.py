@@ -589,18 +589,23 @@ class Capture:
             block = ring.ready()
             if block is None:
                 break
-            for start, captured, length, outgoing in ring.frames(block):
-                stats.packets += 1
-                if captured < length:
-                    stats.truncated += 1
-                    continue
-                segment = parse(ring.buffer, vip, ports, outgoing, start, start + captured)
-                if segment is None or not self.active:
-                    stats.ignored += 1
-                    continue
-                batch.add(segment)
-            batch.flush()
-            ring.release(block)
+            try:
+                for start, captured, length, outgoing in ring.frames(block):
+                    stats.packets += 1
+                    if captured < length:
+                        stats.truncated += 1
+                        continue
+                    segment = parse(ring.buffer, vip, ports, outgoing, start, start + captured)
+                    if segment is None or not self.active:
+                        stats.ignored += 1
+                        continue
+                    batch.add(segment)
+                batch.flush()
+            except Exception:  # a bug must not freeze the ring: the block's copies are lost, logged
+                log.exception("capture: a ring block failed; its copies are lost")
+                batch = Batch(batch.handle)
+            finally:
+                ring.release(block)
 
     def handle(self, segment: Segment, now: float) -> None:
         flags, key = segment.flags, segment.switch
@@ -639,7 +644,8 @@ class Capture:
             self.stats.out_of_window += 1
             return
         flow.last_seen = now
-        if flags & (FIN | RST) and segment.from_switch:
+        if flags & (FIN | RST) and segment.from_switch and flow.switch_end is None:
+            # The first says it: an RST after the FIN is one past its end.
             flow.switch_end = (segment.seq + len(segment.payload)) % SEQ_MOD
         if flags & SYN:
             stream.syn(segment.seq)

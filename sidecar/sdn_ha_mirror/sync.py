@@ -14,11 +14,15 @@ ends. One JSON object a line:
 
 A view decides what the master is told about a switch, so every record is
 authenticated: each side of a connection first sends a fresh nonce,
-`{"nonce": "<32 hex digits>"}`, and then signs each line it sends with
-HMAC-SHA256 under the key the two LBs share, over the receiver's nonce, the
-line's number on the connection and the record: `<64 hex digits> <record>`.
-A record signed with another key, replayed from another connection, or
-moved within one, fails, and ends the connection.
+`nonce <32 hex digits>`, and then signs each line it sends with HMAC-SHA256
+under the key the two LBs share: `<64 hex digits> <record>`. The MAC covers
+the sender's and the receiver's sync addresses, the side of the connection
+the line comes from, both nonces, the line's number and the record. A line
+signed with another key, replayed from another connection, moved within
+one, or reflected back to the LB that wrote it fails, and ends the
+connection. The connecting side's first line is a signed `{"hello": true}`;
+the accepting side sends nothing signed before it has checked that line,
+and keeps one connection from its peer at a time.
 
 The LB that accepts the connection first sends back every view it holds
 from the other: a mirror that restarts on the active LB thus gets back the
@@ -46,49 +50,61 @@ log = logging.getLogger("sdn_ha_mirror")
 KNOWN_LIMIT = 65536  # views kept for the peer's sessions, oldest dropped first
 LINE_LIMIT = 1 << 20  # a view is a few KB; TABLE_FEATURES can be tens of KB
 PUSH_SECONDS = 0.2
-HELLO_SECONDS = 5.0  # for the peer's nonce
+HELLO_SECONDS = 5.0  # for the peer's nonce and its first signed line
+DRAIN_SECONDS = 5.0  # for a peer that does not read
 MIN_KEY = 16  # bytes
 
 
 class Channel:
-    """One connection's signing: this side's nonce, the peer's, and the
-    number of lines each way."""
+    """One connection's signing. Each line's MAC covers who sends it to whom
+    (the two LBs' sync addresses), which side of the connection it comes
+    from, both nonces and its number, so that a line is good only on the
+    connection, in the direction and at the place it was written for."""
 
-    def __init__(self, key: bytes) -> None:
-        self.key = key
+    def __init__(self, key: bytes, me: str, peer: str, accepting: bool) -> None:
+        self.key, self.me, self.peer, self.accepting = key, me.encode(), peer.encode(), accepting
         self.mine = os.urandom(16)
         self.theirs = b""
         self.sent = self.received = 0
 
     def hello(self) -> bytes:
-        return json.dumps({"nonce": self.mine.hex()}).encode() + b"\n"
+        return b"nonce " + self.mine.hex().encode() + b"\n"
 
     async def greet(self, reader: asyncio.StreamReader) -> None:
         """Take the peer's nonce; ValueError if it sends something else."""
         line = await asyncio.wait_for(reader.readline(), HELLO_SECONDS)
         if not line:
             raise ConnectionResetError("the peer closed the connection")
-        record = json.loads(line)
-        nonce = record.get("nonce") if isinstance(record, dict) else None
-        if not isinstance(nonce, str) or len(nonce) != 32:
+        word, _, nonce = line.rstrip(b"\n").partition(b" ")
+        if word != b"nonce" or len(nonce) != 32:
             raise ValueError("the connection did not start with a nonce")
-        self.theirs = bytes.fromhex(nonce)
+        self.theirs = bytes.fromhex(nonce.decode("ascii"))
+        if self.theirs == self.mine:
+            raise ValueError("the peer sent this side's own nonce back")
 
-    def _mac(self, nonce: bytes, number: int, body: bytes) -> bytes:
-        return hmac.new(self.key, nonce + number.to_bytes(8, "big") + body, hashlib.sha256).hexdigest().encode()
+    def _mac(self, outgoing: bool, number: int, body: bytes) -> bytes:
+        sender, receiver = (self.me, self.peer) if outgoing else (self.peer, self.me)
+        nonces = self.mine + self.theirs if outgoing else self.theirs + self.mine
+        from_accepting = self.accepting == outgoing
+        context = b"sdn_ha view sync 1\n%s\n%s\n%d\n" % (sender, receiver, from_accepting)
+        message = context + nonces + number.to_bytes(8, "big") + body
+        return hmac.new(self.key, message, hashlib.sha256).hexdigest().encode()
 
     def seal(self, body: bytes) -> bytes:
-        line = self._mac(self.theirs, self.sent, body) + b" " + body + b"\n"
+        line = self._mac(True, self.sent, body) + b" " + body + b"\n"
         self.sent += 1
         return line
 
     def open(self, line: bytes) -> dict:
         """The record of a signed line; ValueError if the signature fails."""
         mac, _, body = line.rstrip(b"\n").partition(b" ")
-        if not hmac.compare_digest(mac, self._mac(self.mine, self.received, body)):
+        if not hmac.compare_digest(mac, self._mac(False, self.received, body)):
             raise ValueError(f"line {self.received} failed authentication")
         self.received += 1
-        record = json.loads(body)
+        try:
+            record = json.loads(body)
+        except RecursionError as exc:
+            raise ValueError("a record nests too deep") from exc
         if not isinstance(record, dict):
             raise ValueError("a record is a JSON object")
         return record
@@ -164,6 +180,7 @@ class PeerSync:
         self.refused = 0  # connections ended: not the peer, no nonce, a bad signature or record
         self._writer: asyncio.StreamWriter | None = None
         self._channel: Channel | None = None
+        self._inbound: asyncio.StreamWriter | None = None  # the peer's live connection to this side
         self._reader_task: asyncio.Task | None = None
 
     def view_for(self, label: str) -> SwitchView | None:
@@ -186,13 +203,18 @@ class PeerSync:
             self.refused += 1
             writer.close()
             return
-        channel = Channel(self.key)
+        channel = Channel(self.key, _text(self.listen), _text(self.peer), accepting=True)
         try:
             writer.write(channel.hello())
             await channel.greet(reader)
+            if channel.open(await asyncio.wait_for(reader.readline(), HELLO_SECONDS)).get("hello") is not True:
+                raise ValueError("the first signed line is not the peer's hello")
+            if self._inbound is not None:  # one connection from the peer at a time: the newest
+                self._inbound.close()
+            self._inbound = writer
             # What the peer shared before it restarted, back to it.
             writer.writelines([channel.seal(encode(label, view)) for label, view in self.known.items()])
-            await writer.drain()
+            await asyncio.wait_for(writer.drain(), DRAIN_SECONDS)
             await self._read_records(reader, source, channel)
         except (ValueError, TimeoutError, asyncio.LimitOverrunError) as exc:
             log.warning("view sync: %s from %s; dropping the connection", exc, source)
@@ -200,6 +222,8 @@ class PeerSync:
         except ConnectionError:
             pass
         finally:
+            if self._inbound is writer:
+                self._inbound = None
             writer.close()
 
     async def _read_records(self, reader: asyncio.StreamReader, source: str, channel: Channel) -> None:
@@ -229,7 +253,7 @@ class PeerSync:
             await asyncio.sleep(PUSH_SECONDS)
             if self._writer is None or self._writer.is_closing():
                 self._writer = None
-                channel = Channel(self.key)
+                channel = Channel(self.key, _text(self.listen), _text(self.peer), accepting=False)
                 try:
                     reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.peer, limit=LINE_LIMIT), 1.0)
                 except (TimeoutError, OSError):
@@ -237,6 +261,7 @@ class PeerSync:
                 try:
                     writer.write(channel.hello())
                     await channel.greet(reader)
+                    writer.write(channel.seal(b'{"hello":true}'))
                 except ConnectionError:
                     writer.close()
                     continue
@@ -267,3 +292,7 @@ class PeerSync:
             except (ConnectionError, OSError, TimeoutError):
                 self._writer.close()
                 self._writer = None
+
+
+def _text(address: tuple[str, int]) -> str:
+    return f"{address[0]}:{address[1]}"

@@ -376,3 +376,40 @@ def test_a_tail_the_capture_never_saw_is_counted_when_the_switch_closes():
     assert key not in capture.flows
     assert tap.counters.relayed_messages == 1
     assert tap.counters.unseen_bytes == len(b) + len(c)  # the hole, what was held after it, the lost tail
+
+
+def test_an_rst_after_the_switch_s_fin_adds_nothing_unseen():
+    from sdn_ha_mirror.capture import Segment
+
+    capture = scripted_capture()
+    key = (socket.inet_aton("198.18.1.10"), 40000, 6653)
+    capture.handle(Segment(key, True, 0, 0x02, b""), 0.0)  # SYN
+    capture.handle(Segment(key, False, 500, 0x18, pack(4, OFPT.HELLO, 1)), 0.0)
+    a = packet_in(1)
+    capture.handle(Segment(key, True, 1, 0x18, a), 0.0)
+    tap = capture.flows[key].tap
+    capture.handle(Segment(key, True, 1 + len(a), 0x11, b""), 0.0)  # FIN: every byte was seen
+    capture.handle(Segment(key, True, 2 + len(a), 0x04, b""), 0.0)  # the RST that follows, one past it
+    assert key not in capture.flows and tap.counters.unseen_bytes == 0
+
+
+def test_a_ring_block_that_fails_is_still_given_back():
+    class Ring:
+        blocks, buffer = 2, b""
+
+        def __init__(self):
+            self.ready_blocks, self.released = [0], []
+
+        def ready(self):
+            return self.ready_blocks.pop() if self.ready_blocks else None
+
+        def frames(self, block):
+            raise RuntimeError("a bug")
+
+        def release(self, block):
+            self.released.append(block)
+
+    capture = scripted_capture()
+    capture.ring = Ring()
+    capture.readable()
+    assert capture.ring.released == [0]

@@ -11,6 +11,7 @@ from sdn_ha_mirror.shadow import SwitchView
 from sdn_ha_mirror.sync import Channel, PeerSync, decode, encode
 
 KEY = b"lab key, sixteen bytes or more"
+PEER = ("127.0.0.1", 1)  # the other LB's sync address, as the standby under test knows it
 
 
 def view():
@@ -61,8 +62,8 @@ async def until(predicate, timeout=5.0):
 def test_the_active_pushes_views_and_ends_and_the_peer_takes_them_over():
     async def run():
         port = free_port()
-        standby = PeerSync(("127.0.0.1", port), ("127.0.0.1", 1), KEY)
-        active = PeerSync(("127.0.0.1", 0), ("127.0.0.1", port), KEY)
+        standby = PeerSync(("127.0.0.1", port), PEER, KEY)
+        active = PeerSync(PEER, ("127.0.0.1", port), KEY)
         server = await standby.serve()
         sessions = {"198.18.1.10:40000": view(), "198.18.1.11:40001": view()}
         pusher = asyncio.get_running_loop().create_task(active.push(lambda: list(sessions.items())))
@@ -101,12 +102,14 @@ def test_only_the_peer_may_send_views():
     assert asyncio.run(run()) == {}
 
 
-async def peer_session(port, key=KEY):
-    """A connection to a PeerSync as its peer would open it: nonces swapped."""
+async def peer_session(port, key=KEY, me="127.0.0.1:1"):
+    """A connection to a PeerSync as its peer would open it: nonces swapped,
+    then the signed hello."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    channel = Channel(key)
+    channel = Channel(key, me, f"127.0.0.1:{port}", accepting=False)
     writer.write(channel.hello())
     await channel.greet(reader)
+    writer.write(channel.seal(b'{"hello":true}'))
     return reader, writer, channel
 
 
@@ -125,7 +128,7 @@ def standby_with(session, refusals=1):
 
     async def run():
         port = free_port()
-        standby = PeerSync(("127.0.0.1", port), ("127.0.0.1", 1), KEY)
+        standby = PeerSync(("127.0.0.1", port), PEER, KEY)
         server = await standby.serve()
         try:
             await session(port, standby)
@@ -198,6 +201,46 @@ def test_a_connection_that_does_not_start_with_a_nonce_is_dropped():
     assert standby_with(session) == []
 
 
+def test_a_line_reflected_to_its_writer_or_signed_for_another_pair_is_refused():
+    async def reflected(port, standby):
+        # The standby's own nonce as ours: it would sign its dump for itself.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        nonce = (await reader.readline()).split()[1]
+        writer.write(b"nonce " + nonce + b"\n")
+        await writer.drain()
+        assert await refused(reader)
+
+    async def other_pair(port, standby):
+        # The right key, but written as another LB than the standby's peer.
+        reader, writer, channel = await peer_session(port, me="127.0.0.9:9311")
+        writer.write(channel.seal(encode("198.18.1.10:40000", view())))
+        await writer.drain()
+        assert await refused(reader)
+
+    async def server_side(port, standby):
+        # A line signed as the accepting side's is not good from the connecting side.
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        channel = Channel(KEY, "127.0.0.1:1", f"127.0.0.1:{port}", accepting=True)
+        writer.write(channel.hello())
+        await channel.greet(reader)
+        writer.write(channel.seal(b'{"hello":true}'))
+        await writer.drain()
+        assert await refused(reader)
+
+    for session in (reflected, other_pair, server_side):
+        assert standby_with(session) == []
+
+
+def test_a_hello_that_is_not_a_nonce_cannot_end_the_daemon():
+    async def session(port, standby):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"[" * 200_000 + b"\n")
+        await writer.drain()
+        assert await refused(reader)
+
+    assert standby_with(session) == []
+
+
 def test_a_short_key_is_refused():
     with pytest.raises(ValueError, match="at least 16"):
         PeerSync(("127.0.0.1", 0), ("127.0.0.1", 1), b"short")
@@ -206,10 +249,10 @@ def test_a_short_key_is_refused():
 def test_a_restarted_mirror_gets_back_the_views_it_shared():
     async def run():
         port = free_port()
-        standby = PeerSync(("127.0.0.1", port), ("127.0.0.1", 1), KEY)
+        standby = PeerSync(("127.0.0.1", port), PEER, KEY)
         standby.known["198.18.1.10:40000"] = view()  # shared before the active's mirror restarted
         server = await standby.serve()
-        restarted = PeerSync(("127.0.0.1", 0), ("127.0.0.1", port), KEY)
+        restarted = PeerSync(PEER, ("127.0.0.1", port), KEY)
         pusher = asyncio.get_running_loop().create_task(restarted.push(list))
         try:
             await until(lambda: "198.18.1.10:40000" in restarted.known)
