@@ -72,6 +72,18 @@ def spread() -> Counter:
     return Counter(names.get(ctl, ctl) for switch, ctl in pairs if switch in fleet)
 
 
+def says_hello(address: str) -> bool:
+    """Whether the controller at address accepts and sends its OpenFlow HELLO
+    within a second, as the prober's probe needs."""
+    try:
+        with socket.create_connection((address, 6653), timeout=1.0) as sock:
+            sock.settimeout(1.0)
+            header = sock.recv(8)
+    except OSError:
+        return False
+    return len(header) >= 2 and header[1] == 0  # type 0: HELLO
+
+
 def rebalance() -> None:
     """Every emulated switch reconnects, so that each trial starts from the
     pool's own spread (established sessions never move back on their own)."""
@@ -110,9 +122,10 @@ def trial(fault: str, victim: str) -> list[float]:
         run("podman", "start", victim)
     else:
         run("podman", "exec", victim, "systemctl", "start", "faucet")
-    wait(
-        lambda: run("podman", "exec", victim, "systemctl", "is-active", "faucet", check=False) == "active", 90, "Faucet"
-    )
+    # A restarted container's Faucet is active long before it listens: the
+    # next trial needs both backups in the pool again, or it measures the
+    # wait for this one.
+    wait(lambda: says_hello(BACKUPS[victim]), 120, f"{victim}'s Faucet to say HELLO")
     time.sleep(5)  # the prober's or HAProxy's rise
     return moved
 
