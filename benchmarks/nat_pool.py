@@ -64,12 +64,21 @@ def all_connected() -> bool:
 
 
 def spread() -> Counter:
-    """NAT mode: the emulated switches' sessions per backup in the active LB's connection table."""
-    fleet, names = set(emulator({"cmd": "status"})), {v: k for k, v in BACKUPS.items()}
+    """NAT mode: the emulated switches' live sessions per backup, from the
+    active LB's connection table (entries of sessions that ended, which the
+    table may still hold, are left out: only each switch's current port)."""
+    live = {(a, str(s["local_port"])) for a, s in emulator({"cmd": "status"}).items() if s["connected"]}
+    names = {v: k for k, v in BACKUPS.items()}
     table = run("podman", "exec", active_lb(), "conntrack", "-L", "-p", "tcp", "--orig-dst", FRONT_VIP, check=False)
-    rows = [line for line in table.splitlines() if "ESTABLISHED" in line]
-    pairs = [[f.split()[0] for f in row.split("src=")[1:3]] for row in rows]
-    return Counter(names.get(ctl, ctl) for switch, ctl in pairs if switch in fleet)
+    served = Counter()
+    for row in table.splitlines():
+        original: dict[str, str] = {}
+        for key, _, value in (f.partition("=") for f in row.split() if "=" in f):
+            original.setdefault(key, value)  # the first of each key: the original direction
+        reply_src = row.split("src=")[2].split()[0] if row.count("src=") > 1 else ""
+        if (original.get("src"), original.get("sport")) in live:
+            served[names.get(reply_src, reply_src)] += 1
+    return served
 
 
 def says_hello(address: str) -> bool:
