@@ -86,37 +86,25 @@ class Registry:
         return total
 
     def render(self) -> str:
+        def metric(kind: str, name: str, value: int) -> list[str]:
+            return [f"# TYPE sdn_ha_mirror_{name} {kind}", f"sdn_ha_mirror_{name} {value}"]
+
         lines = []
         totals = self.totals()
         for f in fields(Counters):
-            name = f"sdn_ha_mirror_{f.name}_total"
-            lines += [f"# TYPE {name} counter", f"{name} {getattr(totals, f.name)}"]
-        lines += [
-            "# TYPE sdn_ha_mirror_sessions gauge",
-            f"sdn_ha_mirror_sessions {len(self.live)}",
-            "# TYPE sdn_ha_mirror_master_connected gauge",
-            f"sdn_ha_mirror_master_connected {sum(s.master_ready.is_set() for s in self.live)}",
-            "# TYPE sdn_ha_mirror_sessions_opened_total counter",
-            f"sdn_ha_mirror_sessions_opened_total {self.sessions_total}",
-        ]
+            lines += metric("counter", f"{f.name}_total", getattr(totals, f.name))
+        lines += metric("gauge", "sessions", len(self.live))
+        lines += metric("gauge", "master_connected", sum(s.master_ready.is_set() for s in self.live))
+        lines += metric("counter", "sessions_opened_total", self.sessions_total)
         if self.capture is not None:
-            stats = self.capture.stats
             for f in fields(CaptureStats):
-                name = f"sdn_ha_mirror_capture_{f.name}_total"
-                lines += [f"# TYPE {name} counter", f"{name} {getattr(stats, f.name)}"]
-            lines += [
-                "# TYPE sdn_ha_mirror_capture_active gauge",
-                f"sdn_ha_mirror_capture_active {int(self.capture.active)}",
-            ]
+                lines += metric("counter", f"capture_{f.name}_total", getattr(self.capture.stats, f.name))
+            lines += metric("gauge", "capture_active", int(self.capture.active))
         if self.sync is not None:
-            for name, value in (("received", self.sync.received), ("pushed", self.sync.pushed)):
-                lines += [f"# TYPE sdn_ha_mirror_sync_{name}_total counter", f"sdn_ha_mirror_sync_{name}_total {value}"]
-            lines += [
-                "# TYPE sdn_ha_mirror_sync_refused_total counter",
-                f"sdn_ha_mirror_sync_refused_total {self.sync.refused}",
-                "# TYPE sdn_ha_mirror_sync_views_known gauge",
-                f"sdn_ha_mirror_sync_views_known {len(self.sync.known)}",
-            ]
+            lines += metric("counter", "sync_received_total", self.sync.received)
+            lines += metric("counter", "sync_pushed_total", self.sync.pushed)
+            lines += metric("counter", "sync_refused_total", self.sync.refused)
+            lines += metric("gauge", "sync_views_known", len(self.sync.known))
         # Per live session, labelled by the switch's address and port.
         for f in fields(Counters):
             name = f"sdn_ha_mirror_session_{f.name}_total"
