@@ -74,7 +74,7 @@ bench-mirror: setup
 # What the kernel capture (NAT mode) costs the data path, capture off against
 # on, in network namespaces of a throwaway container of the lab image.
 bench-capture: setup
-	python3 benchmarks/capture.py --runs $(RUNS)
+	python3 benchmarks/capture.py --runs $(RUNS) --controls
 
 # Proxy against NAT mode through an LB failover; converges the lab into each.
 bench-nat:

@@ -17,7 +17,12 @@ Each trial runs once with the capture off (no daemon at all) and once on (a
 fresh daemon, at the default priority as the mirror role runs it), the order
 alternating from round to round, for --runs rounds. With --nice N, a third
 run per trial takes a daemon at nice N under SCHED_BATCH (the role's
-`mirror_capture_nice`).
+`mirror_capture_nice`). With --controls, two more runs per trial tell the
+path's cost from the CPU's: "ring" holds the daemon's packet ring and filter
+but never reads a frame (what the kernel side costs the data path), and
+"cpu" runs no capture but a process that burns the CPU share the daemon and
+the master took in the last capture-on trial of that kind (what that much
+CPU costs, whoever spends it).
 128-byte PACKET_INs, one message per write:
 
   - round trips, p50 and p99, at 10k and 50k msg/s offered. Open loop: a
@@ -42,6 +47,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import select
 import socket
 import statistics
 import struct
@@ -64,7 +70,8 @@ MESSAGE = 128
 WARMUP = 200  # closed-loop round trips before each timed latency trial
 SKIP = 1000  # first open-loop messages left out of the percentiles (ramp-up)
 TRIALS = ("lat10k", "lat50k", "full")
-MODES = ("off", "on")  # and "nice" with --nice
+MODES = ("off", "on")  # and "nice" with --nice, "ring" and "cpu" with --controls
+SPIN_PERIOD = 0.004  # the CPU control sleeps this long between busy spells
 
 
 def of(kind: int, xid: int = 0, body: bytes = b"") -> bytes:
@@ -202,6 +209,32 @@ def serve_controller() -> None:
     while True:
         conn, _ = server.accept()
         threading.Thread(target=session, args=(conn,), daemon=True).start()
+
+
+def serve_ring() -> None:
+    """The ring control (in the lb namespace): the daemon's packet socket,
+    filter and ring, every block handed back unread."""
+    sys.path.insert(0, str(ROOT / "sidecar"))
+    from sdn_ha_mirror.capture import PacketRing
+
+    ring = PacketRing(CAPTURE_IFACE, VIP, [OF_PORT], 32 << 20)
+    poller = select.epoll()
+    poller.register(ring.fileno(), select.EPOLLIN)
+    while True:
+        poller.poll(1)
+        while (block := ring.ready()) is not None:
+            ring.release(block)
+
+
+def serve_spin(share: float) -> None:
+    """The CPU control: busy for `share` of the time, in spells between
+    SPIN_PERIOD sleeps, as a daemon woken by the ring would be."""
+    busy = SPIN_PERIOD * share / (1 - share)
+    while True:
+        time.sleep(SPIN_PERIOD)
+        end = time.perf_counter() + busy
+        while time.perf_counter() < end:
+            pass
 
 
 def serve_master() -> None:
@@ -456,9 +489,31 @@ def full_load(sock: socket.socket, count: int) -> dict:
 
 
 # -- the run -------------------------------------------------------------------
+def control(args: argparse.Namespace, kind: str, mode: str) -> subprocess.Popen | None:
+    """The ring or CPU control process for this trial, running."""
+    if mode == "ring":
+        proc = subprocess.Popen(["ip", "netns", "exec", "lb", sys.executable, __file__, "--serve", "ring"])
+        wait_until(
+            lambda: proc.poll() is not None or "tpacket_rcv" in Path(f"/proc/{proc.pid}/net/ptype").read_text(),
+            10,
+            "the ring control's packet socket",
+        )
+    elif mode == "cpu":
+        if kind not in args.shares:
+            raise RuntimeError("no capture-on trial of this kind yet to take the CPU share from")
+        proc = subprocess.Popen([sys.executable, __file__, "--serve", "spin", "--share", f"{args.shares[kind]:.4f}"])
+    else:
+        return None
+    time.sleep(0.5)
+    if proc.poll() is not None:
+        raise RuntimeError(f"the {mode} control exited with {proc.returncode}")
+    return proc
+
+
 def trial(args: argparse.Namespace, kind: str, mode: str, master_pid: int) -> dict:
-    capture = Capture(args.nice if mode == "nice" else 0) if mode != "off" else None
-    sock = None
+    capture = Capture(args.nice if mode == "nice" else 0) if mode in ("on", "nice") else None
+    sock, controls = None, control(args, kind, mode)
+    started = time.monotonic()
     try:
         before = master_count()
         if capture:
@@ -503,8 +558,14 @@ def trial(args: argparse.Namespace, kind: str, mode: str, master_pid: int) -> di
                 cpu=cpu * 100_000 / sent,
                 master_cpu=(cpu_seconds(master_pid) - master_cpu) * 100_000 / sent,
             )
+            if mode == "on":
+                spent = cpu + cpu_seconds(master_pid) - master_cpu
+                args.shares[kind] = min(0.95, spent / (time.monotonic() - started))
+                result["share"] = args.shares[kind]
         return result
     finally:
+        if controls is not None:
+            stop(controls)
         if sock is not None:
             sock.close()
         if capture:
@@ -514,7 +575,7 @@ def trial(args: argparse.Namespace, kind: str, mode: str, master_pid: int) -> di
 def measure(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]], master_pid: int) -> None:
     started = time.monotonic()
     for round_ in range(args.runs):
-        modes = MODES + (("nice",) if args.nice else ())
+        modes = extra_modes(args, MODES)
         order = modes if round_ % 2 == 0 else modes[::-1]
         print(f"round {round_ + 1}/{args.runs} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
         for kind in args.trials:
@@ -531,6 +592,10 @@ def measure(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]]
                     f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items() if k != "round"
                 )
                 print(f"  {kind} capture {mode}: {brief}", file=sys.stderr, flush=True)
+
+
+def extra_modes(args: argparse.Namespace, base: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return base + (("nice",) if args.nice else ()) + (("ring", "cpu") if args.controls else ())
 
 
 def spread(values: list[float], fmt: str) -> str:
@@ -556,9 +621,14 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]])
     print("the daemon, the peers and the emulator share the machine's CPUs with the data path;")
     if args.nice:
         print(f"nice {args.nice}: the same daemon at nice {args.nice} under SCHED_BATCH (mirror_capture_nice)")
+    if args.controls:
+        print("ring: no daemon, its packet ring held and never read (the kernel side's cost);")
+        shares = spread([100 * r["share"] for r in results.get(("lat50k", "on"), [])], "{:.0f}")
+        print(f"cpu: no capture, a process burning the CPU share of daemon + master (at 50k: {shares} %)")
     print(f"trials that completed: {', '.join(f'{k[0]} {k[1]} {v}' for k, v in sorted(rounds.items()))}\n")
-    extra = ("nice",) if args.nice else ()
-    head = "".join(f" | At nice {args.nice} | Nice {args.nice} vs off" for _ in extra)
+    extra = extra_modes(args)
+    names = {"nice": f"At nice {args.nice}", "ring": "Ring, unread", "cpu": "CPU share, no capture"}
+    head = "".join(f" | {names[mode]} | vs off" for mode in extra)
     print(f"| Trial | Capture off | Capture on | On vs off | Target{head} |")
     print("|---|---|---|---|---|" + "---|---|" * len(extra))
     for kind, rate in (("lat10k", 10), ("lat50k", 50)):
@@ -591,7 +661,7 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]])
         "| Lost copies | Not counted | Identities | Daemon CPU s per 100k | Master CPU s per 100k |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for kind, mode in [(kind, mode) for kind in TRIALS for mode in ("on", *extra)]:
+    for kind, mode in [(kind, mode) for kind in TRIALS for mode in ("on", "nice")[: 1 + bool(args.nice)]]:
         rows = results.get((kind, mode), [])
         label = kind if mode == "on" else f"{kind} at nice {args.nice}"
         if not rows:
@@ -654,7 +724,9 @@ def outside(args: argparse.Namespace) -> int:
     arguments = ["--runs", str(args.runs), "--messages-10k", str(args.messages_10k)]
     arguments += ["--messages-50k", str(args.messages_50k), "--full-messages", str(args.full_messages)]
     arguments += ["--trials", ",".join(args.trials), "--nice", str(args.nice)]
-    return run_inside("capture.py", arguments, caps="NET_ADMIN,NET_RAW,SYS_ADMIN", timeout=120 + 220 * args.runs)
+    arguments += ["--controls"] if args.controls else []
+    per_round = 400 if args.controls else 220
+    return run_inside("capture.py", arguments, caps="NET_ADMIN,NET_RAW,SYS_ADMIN", timeout=120 + per_round * args.runs)
 
 
 def main() -> int:
@@ -669,10 +741,19 @@ def main() -> int:
     parser.add_argument(
         "--nice", type=int, default=0, help="also run each trial with the daemon at this nice value, SCHED_BATCH"
     )
+    parser.add_argument(
+        "--controls", action="store_true", help="also run the ring-only and the same-CPU-share controls per trial"
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--serve", choices=["controller", "master"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["controller", "master", "ring", "spin"], help=argparse.SUPPRESS)
+    parser.add_argument("--share", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve == "controller":
+    args.shares = {}  # trial kind -> CPU share of daemon + master in its last capture-on trial
+    if args.serve == "ring":
+        serve_ring()
+    elif args.serve == "spin":
+        serve_spin(args.share)
+    elif args.serve == "controller":
         serve_controller()
     elif args.serve == "master":
         serve_master()

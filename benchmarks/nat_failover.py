@@ -215,6 +215,21 @@ def trial(case: str) -> tuple[float, bool, float]:
     base = max((c for t, c in samples if t < first_in), default=None)
     later = [t for t, c in samples if t > fault and base is not None and c >= base + sent_before + 1]
     master_back = later[0] - fault if later else float("nan")
+    if not later:  # say why, so that a trial without a number can be told apart from a master not fed
+        sent = sum(1 for kind, _ in events if kind == "packet_in")
+        at_fault = max((c for t, c in samples if t <= fault), default=None)
+        seen = (
+            f"{len(samples)} samples, the first {samples[0][0] - first_in:+.2f} s from the first PACKET_IN,"
+            f" the last count {samples[-1][1]:.0f}"
+            if samples
+            else "no sample of its count"
+        )
+        print(
+            f"  {case}: no later PACKET_IN counted at the master: {seen}; base {base}, count at the fault"
+            f" {at_fault}; PACKET_INs sent: {sent_before} before the fault, {sent} in all",
+            file=sys.stderr,
+            flush=True,
+        )
     return stall, reset, master_back
 
 
