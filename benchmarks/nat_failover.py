@@ -59,6 +59,7 @@ from sdn_ha_mirror.openflow import OFPT, Framer, pack
 
 PACKET_IN_EVERY = 5  # echoes: one PACKET_IN from a new MAC every 50 ms
 PACKET_IN_QUIET = 1.0
+KILL_MARGIN = 0.05  # seconds after the SIGKILL in which the old LB may still have mirrored a PACKET_IN
 METRICS = "http://127.0.0.1:9302/metrics"  # the master's Faucet, from its own network namespace
 
 
@@ -206,11 +207,12 @@ def trial(case: str) -> tuple[float, bool, float]:
     reset = any(kind == "reset" and t > fault - 0.1 for kind, t in events)
     # The master: from the fault until its count of the bench datapath's
     # PACKET_INs exceeds its count before the first one of this trial plus
-    # every one sent before the fault, that is, until a PACKET_IN sent after
-    # the fault has reached it. Conservative: each copy lost around the fault
-    # delays it by one more PACKET_IN (50 ms).
+    # every one sent before the fault (and in the KILL_MARGIN after it, which
+    # the dying LB may still have mirrored), that is, until a PACKET_IN only
+    # the new active LB can have mirrored has reached it. Conservative: each
+    # copy lost around the fault delays it by one more PACKET_IN (50 ms).
     samples = json.loads(polled or "[]")
-    sent_before = sum(1 for kind, t in events if kind == "packet_in" and t <= fault)
+    sent_before = sum(1 for kind, t in events if kind == "packet_in" and t <= fault + KILL_MARGIN)
     first_in = min((t for kind, t in events if kind == "packet_in"), default=fault)
     base = max((c for t, c in samples if t < first_in), default=None)
     later = [t for t, c in samples if t > fault and base is not None and c >= base + sent_before + 1]

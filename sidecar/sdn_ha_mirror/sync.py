@@ -24,6 +24,13 @@ connection. The connecting side's first line is a signed `{"hello": true}`;
 the accepting side sends nothing signed before it has checked that line,
 and keeps one connection from its peer at a time.
 
+The hello carries the sender's boot id, random per run. A peer that comes
+back with a new one has restarted: whatever went out on the connection to
+its previous run may sit unacknowledged for seconds (nothing answers for a
+dead host until it is back), so that connection is dropped and the next one
+carries every live view again. A connection that has had data unacknowledged
+for SEND_TIMEOUT_MS fails on its own (TCP_USER_TIMEOUT).
+
 The LB that accepts the connection first sends back every view it holds
 from the other: a mirror that restarts on the active LB thus gets back the
 views it had shared, and keeps feeding the master without waiting for the
@@ -41,6 +48,7 @@ import hmac
 import json
 import logging
 import os
+import socket
 from collections import OrderedDict
 
 from .shadow import SwitchView
@@ -52,6 +60,7 @@ LINE_LIMIT = 1 << 20  # a view is a few KB; TABLE_FEATURES can be tens of KB
 PUSH_SECONDS = 0.2
 HELLO_SECONDS = 5.0  # for the peer's nonce and its first signed line
 DRAIN_SECONDS = 5.0  # for a peer that does not read
+SEND_TIMEOUT_MS = 3000  # unacknowledged data fails the connection after this long
 MIN_KEY = 16  # bytes
 
 
@@ -178,6 +187,8 @@ class PeerSync:
         self.ended: list[str] = []
         self.received = self.pushed = 0
         self.refused = 0  # connections ended: not the peer, no nonce, a bad signature or record
+        self.boot = os.urandom(8).hex()  # this run's id, in the hello
+        self.peer_boot: str | None = None  # the peer's run, from its last hello
         self._writer: asyncio.StreamWriter | None = None
         self._channel: Channel | None = None
         self._inbound: asyncio.StreamWriter | None = None  # the peer's live connection to this side
@@ -207,8 +218,10 @@ class PeerSync:
         try:
             writer.write(channel.hello())
             await channel.greet(reader)
-            if channel.open(await asyncio.wait_for(reader.readline(), HELLO_SECONDS)).get("hello") is not True:
+            hello = channel.open(await asyncio.wait_for(reader.readline(), HELLO_SECONDS))
+            if hello.get("hello") is not True:
                 raise ValueError("the first signed line is not the peer's hello")
+            self._peer_run(str(hello.get("boot")))
             if self._inbound is not None:  # one connection from the peer at a time: the newest
                 self._inbound.close()
             self._inbound = writer
@@ -225,6 +238,15 @@ class PeerSync:
             if self._inbound is writer:
                 self._inbound = None
             writer.close()
+
+    def _peer_run(self, boot: str) -> None:
+        """A hello from a run of the peer not seen before: drop the connection
+        to its previous run, so that the next carries every live view."""
+        if boot != self.peer_boot and self._writer is not None:
+            log.info("view sync: the peer restarted; sending every view again")
+            self._writer.close()
+            self._writer = None
+        self.peer_boot = boot
 
     async def _read_records(self, reader: asyncio.StreamReader, source: str, channel: Channel) -> None:
         try:
@@ -259,9 +281,12 @@ class PeerSync:
                 except (TimeoutError, OSError):
                     continue
                 try:
+                    writer.get_extra_info("socket").setsockopt(
+                        socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, SEND_TIMEOUT_MS
+                    )
                     writer.write(channel.hello())
                     await channel.greet(reader)
-                    writer.write(channel.seal(b'{"hello":true}'))
+                    writer.write(channel.seal(json.dumps({"hello": True, "boot": self.boot}).encode()))
                 except ConnectionError:
                     writer.close()
                     continue
@@ -278,20 +303,21 @@ class PeerSync:
                 self._reader_task = asyncio.get_running_loop().create_task(
                     self._read_records(reader, self.peer[0], channel)
                 )
+            writer, seal = self._writer, self._channel.seal  # _peer_run may drop it while this waits
             try:
-                seal = self._channel.seal
                 for label in self.ended:
-                    self._writer.write(seal(json.dumps({"switch": label, "end": True}).encode()))
+                    writer.write(seal(json.dumps({"switch": label, "end": True}).encode()))
                 self.ended.clear()
                 for label, view in sessions():
                     if view.ready and self.sent.get(label) != view.generation:
-                        self._writer.write(seal(encode(label, view)))
+                        writer.write(seal(encode(label, view)))
                         self.sent[label] = view.generation
                         self.pushed += 1
-                await asyncio.wait_for(self._writer.drain(), 5.0)
+                await asyncio.wait_for(writer.drain(), 5.0)
             except (ConnectionError, OSError, TimeoutError):
-                self._writer.close()
-                self._writer = None
+                writer.close()
+                if self._writer is writer:
+                    self._writer = None
 
 
 def _text(address: tuple[str, int]) -> str:

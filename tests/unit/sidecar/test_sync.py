@@ -280,3 +280,38 @@ def test_records_that_are_not_views_are_refused():
     for bad in ({**good, "version": 300}, {**good, "multipart": "x"}, {**good, "features": 7}):
         with pytest.raises((ValueError, TypeError, AttributeError)):
             decode(bad)
+
+
+def test_a_peer_that_restarted_gets_every_live_view_again_at_once():
+    """The active's connection to the peer's previous run still stands (a
+    dead host answers nothing until it is back); the peer's new run says
+    hello with a new boot id, and the active sends everything again on a new
+    connection instead of into the old one."""
+
+    async def run():
+        port, active_port = free_port(), free_port()
+        me, peer = ("127.0.0.1", active_port), ("127.0.0.1", port)
+        active = PeerSync(me, peer, KEY)
+        old = PeerSync(peer, me, KEY)
+        servers = [await active.serve(), await old.serve()]
+        sessions = {"198.18.1.10:40000": view()}
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(active.push(lambda: list(sessions.items()))), loop.create_task(old.push(list))]
+        try:
+            await until(lambda: "198.18.1.10:40000" in old.known and active.peer_boot == old.boot)
+            # The peer's run ends without a word; its accepted connection stays
+            # open (and keeps reading), as a vanished host's would look.
+            tasks.pop().cancel()
+            servers.pop().close()
+            new = PeerSync(peer, me, KEY)
+            servers.append(await new.serve())
+            tasks.append(loop.create_task(new.push(list)))
+            await until(lambda: "198.18.1.10:40000" in new.known)
+            return active.peer_boot == new.boot
+        finally:
+            for task in tasks:
+                task.cancel()
+            for server in servers:
+                server.close()
+
+    assert asyncio.run(run())
