@@ -5,6 +5,7 @@ host, and render it as lines for people."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 
@@ -60,6 +61,16 @@ def nat_sessions(text: str, names: Mapping[str, str]) -> dict:
     return {"assigned": dict(sorted(assigned.items())), "sessions": dict(sorted(sessions.items()))}
 
 
+def guard_counters(text: str) -> dict[str, int] | None:
+    """The guard table's counters (packets each) from `nft --json list
+    counters table ...`; None when the table is not loaded."""
+    try:
+        entries = json.loads(text).get("nftables", [])
+    except (ValueError, AttributeError):
+        return None
+    return {e["counter"]["name"]: int(e["counter"].get("packets", 0)) for e in entries if "counter" in e}
+
+
 def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = "proxy") -> dict:
     lbs = groups.get("load_balancers", [])
     names = {
@@ -73,6 +84,7 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
         "nat": {},
         "vip_holders": [],
         "vrrp": {},
+        "guard": {},
         "mirror": {},
         "haproxy": {},
         "controllers": {},
@@ -88,6 +100,9 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
         if "stdout" in nat:
             view["nat"][lb] = nat_sessions(nat["stdout"], names)
         view["mirror"][lb] = mirror_counters(_registered(hv, "status_mirror").get("content", ""))
+        guard = _registered(hv, "status_guard")
+        if guard and not guard.get("unreachable"):
+            view["guard"][lb] = guard_counters(guard.get("stdout") or "")
         vrrp = _registered(hv, "status_vrrp")
         reachable = bool(vrrp) and not vrrp.get("unreachable")
         view["vrrp"][lb] = (vrrp.get("stdout") or "").strip() or ("unknown" if reachable else "unreachable")
@@ -113,6 +128,14 @@ def status_lines(view: Mapping) -> list[str]:
         f" ({view.get('mode', 'proxy')} mode)"
     ]
     lines += [f"vrrp@{lb}: {state}" for lb, state in view["vrrp"].items()]
+    for lb, counters in view.get("guard", {}).items():
+        if counters is None:
+            lines.append(f"guard@{lb}: NOT LOADED (anyone may reach the VIP's OpenFlow ports and send VRRP)")
+        else:
+            lines.append(
+                f"guard@{lb}: refused {counters.get('openflow_refused', 0)} packet(s) to the VIP's OpenFlow ports"
+                f" from non-switches, {counters.get('vrrp_refused', 0)} VRRP advert(s) from non-peers"
+            )
     for lb, m in view.get("mirror", {}).items():
         seen = "seen whole" if "capture_active" in m else "relayed"  # captured, or relayed by the sidecar
         if m:

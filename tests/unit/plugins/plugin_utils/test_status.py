@@ -167,3 +167,28 @@ def test_a_capturing_mirror_shows_its_capture_counters():
     assert any(line.startswith("mirror@lb1: 0 session(s)") and "seen whole 7 =" in line for line in lines)
     assert "capture@lb1: on (holds the VIP); packets 40, dropped by the kernel 2, bytes never seen 88" in lines
     assert "view sync@lb1: peer's views held 4, received 5, sent 0, connections refused 1" in lines
+
+
+def test_the_guards_counters_are_shown_and_a_missing_table_is_flagged():
+    listed = json.dumps(
+        {
+            "nftables": [
+                {"metainfo": {"json_schema_version": 1}},
+                {"counter": {"family": "ip", "name": "openflow_refused", "table": "sdn_ha_guard", "packets": 7}},
+                {"counter": {"family": "ip", "name": "vrrp_refused", "table": "sdn_ha_guard", "packets": 2}},
+            ]
+        }
+    )
+    hostvars = {
+        "lb1": {"status_guard": {"stdout": listed, "rc": 0}},
+        # nft's answer when the table does not exist: an error, nothing on stdout
+        "lb2": {"status_guard": {"stdout": "", "rc": 1}},
+    }
+    view = status_view(hostvars, {"load_balancers": ["lb1", "lb2"]}, "198.18.2.100")
+    assert view["guard"] == {"lb1": {"openflow_refused": 7, "vrrp_refused": 2}, "lb2": None}
+    lines = status_lines(view)
+    assert (
+        "guard@lb1: refused 7 packet(s) to the VIP's OpenFlow ports from non-switches, 2 VRRP advert(s) from non-peers"
+        in lines
+    )
+    assert "guard@lb2: NOT LOADED (anyone may reach the VIP's OpenFlow ports and send VRRP)" in lines
