@@ -306,8 +306,9 @@ def test_a_peer_that_restarted_gets_every_live_view_again_at_once():
             new = PeerSync(peer, me, KEY)
             servers.append(await new.serve())
             tasks.append(loop.create_task(new.push(list)))
-            await until(lambda: "198.18.1.10:40000" in new.known)
-            return active.peer_boot == new.boot
+            # The active heard the new run's hello, and the view got there.
+            await until(lambda: active.peer_boot == new.boot and "198.18.1.10:40000" in new.known)
+            return True
         finally:
             for task in tasks:
                 task.cancel()
