@@ -145,6 +145,11 @@ def status_lines(view: Mapping) -> list[str]:
                 f"+ filtered {m.get('filtered_messages', 0)} + dropped {m.get('dropped_messages', 0)}; "
                 f"master writes swallowed {m.get('swallowed_messages', 0)}"
             )
+            if "identity_addresses" in m:
+                lines.append(
+                    f"identity@{lb}: {m.get('identity_refused', 0)} session(s) refused for claiming a datapath id"
+                    f" not bound to their address ({m['identity_addresses']} addresses bound)"
+                )
             if "capture_active" in m:
                 lines.append(
                     f"capture@{lb}: {'on (holds the VIP)' if m['capture_active'] else 'idle (standby)'}; "

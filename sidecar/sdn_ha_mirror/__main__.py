@@ -24,6 +24,7 @@ from dataclasses import fields
 
 from .accounting import Counters
 from .capture import Capture, CaptureStats, PacketRing
+from .identity import Bindings
 from .master import Settings
 from .relay import start_server
 from .shadow import SwitchView
@@ -57,6 +58,7 @@ class Registry:
         self.sessions_total = 0
         self.capture: Capture | None = None
         self.sync: PeerSync | None = None
+        self.bindings: Bindings | None = None
 
     def opened(self, session) -> None:
         self.live.add(session)
@@ -100,6 +102,9 @@ class Registry:
             for f in fields(CaptureStats):
                 lines += metric("counter", f"capture_{f.name}_total", getattr(self.capture.stats, f.name))
             lines += metric("gauge", "capture_active", int(self.capture.active))
+        if self.bindings is not None:
+            lines += metric("counter", "identity_refused_total", self.bindings.refused)
+            lines += metric("gauge", "identity_addresses", len(self.bindings.table))
         if self.sync is not None:
             lines += metric("counter", "sync_received_total", self.sync.received)
             lines += metric("counter", "sync_pushed_total", self.sync.pushed)
@@ -207,6 +212,15 @@ async def start_capture(args: argparse.Namespace, settings: Settings, registry: 
     return servers, tasks
 
 
+def bindings(args: argparse.Namespace) -> Bindings | None:
+    if not args.bindings:
+        return None
+    try:
+        return Bindings(args.bindings)
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--bindings: {exc}") from exc
+
+
 async def serve(args: argparse.Namespace) -> None:
     settings = Settings(
         primary=args.primary,
@@ -214,8 +228,10 @@ async def serve(args: argparse.Namespace) -> None:
         queue_limit=args.queue_limit,
         hold_timeout=args.hold_timeout,
         switch_timeout=args.switch_timeout,
+        bindings=bindings(args),
     )
     registry = Registry()
+    registry.bindings = settings.bindings
 
     async def on_metrics(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -255,6 +271,8 @@ async def serve(args: argparse.Namespace) -> None:
         task.add_done_callback(supervise)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # systemctl reload: the bindings, read again; nothing else to reload.
+    loop.add_signal_handler(signal.SIGHUP, settings.bindings.reload if settings.bindings else lambda: None)
     await stop.wait()
     for server in servers:
         server.close()
@@ -281,6 +299,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sync-listen", type=address, help="where the peer LB sends its views, HOST:PORT")
     parser.add_argument("--sync-peer", type=address, help="the peer LB's --sync-listen, HOST:PORT")
     parser.add_argument("--sync-key-file", metavar="PATH", help="the key both LBs sign the view sync with")
+    parser.add_argument(
+        "--bindings", metavar="PATH", help="JSON: each switch address -> the datapath ids it may claim (relay only)"
+    )
     parser.add_argument("--metrics", type=address, default=("127.0.0.1", 9310))
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .accounting import MirrorQueue
 from .holding import Holding
+from .identity import Bindings
 from .openflow import OFPT, Framer, FramingError, Message, pack
 from .shadow import SwitchView, answer, unavailable
 
@@ -40,6 +41,9 @@ class Settings:
     # A switch that answers nothing for this long is gone (TCP keepalive and
     # TCP_USER_TIMEOUT): its session is closed, and HAProxy's with it.
     switch_timeout: float = 15.0
+    # Which datapath ids each switch address may claim (identity.py); None:
+    # any (no --bindings).
+    bindings: Bindings | None = None
 
 
 class MasterLink:

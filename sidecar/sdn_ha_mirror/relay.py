@@ -9,6 +9,11 @@ the master link (master.py).
 
 The primary path never waits for the master: copies go through a bounded
 queue, and a slow or dead master only costs dropped copies.
+
+With bindings (identity.py), a switch's bytes go on a whole message at a
+time until its FEATURES_REPLY, which must claim a datapath id bound to the
+switch's address: the session is refused before the controller sees any
+other claim. From then on the relay is byte for byte again.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import struct
 from collections.abc import Callable
 
 from .master import Settings
-from .openflow import FramingError
+from .openflow import OFPT, FramingError
 from .tap import Tap
 
 __all__ = ["Settings", "SwitchSession", "proxy_v2_header", "start_server"]
@@ -72,6 +77,9 @@ class _Pipe(asyncio.Protocol):
             self.early.append(data)
             self.transport.pause_reading()
             return
+        self.forward(data)
+
+    def forward(self, data: bytes) -> None:
         self.peer.transport.write(data)
         self.inspect_or_close(data)
 
@@ -100,10 +108,62 @@ class _Pipe(asyncio.Protocol):
         return "switch" if self is self.session.switch else "primary path"
 
 
+GATE_LIMIT = 1 << 16  # bytes a switch may send before its FEATURES_REPLY
+
+
 class _SwitchPipe(_Pipe):
+    def __init__(self, session: SwitchSession, inspect: Callable[[bytes], None]):
+        super().__init__(session, inspect)
+        # Until the switch's identity is proven: what it sent that is not a whole message yet.
+        self.gate: bytearray | None = bytearray() if session.settings.bindings is not None else None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.session.start()
+
+    def forward(self, data: bytes) -> None:
+        if self.gate is None:
+            super().forward(data)
+            return
+        gate = self.gate
+        gate += data
+        while len(gate) >= 8 and not self.session.closed.is_set():
+            length = int.from_bytes(gate[2:4], "big")
+            if length < 8:
+                log.warning("switch %s sent bytes that are not OpenFlow; closing the session", self.session.peer)
+                self.session.close()
+                return
+            if len(gate) < length:
+                break
+            message = bytes(gate[:length])
+            del gate[:length]
+            if message[1] == OFPT.FEATURES_REPLY:
+                if not self._proven(message):
+                    return
+                self.gate = None
+                super().forward(message + bytes(gate))
+                return
+            super().forward(message)
+        if len(gate) > GATE_LIMIT:
+            log.warning("switch %s sent %d bytes and no FEATURES_REPLY; closing", self.session.peer, len(gate))
+            self.session.close()
+
+    def _proven(self, message: bytes) -> bool:
+        """Whether the datapath id this FEATURES_REPLY claims is bound to the
+        switch's address; if not, the session is refused."""
+        bindings, address = self.session.settings.bindings, self.session.peer[0]
+        dpid = int.from_bytes(message[8:16], "big") if len(message) >= 16 else None
+        if dpid is not None and bindings.allows(address, dpid):
+            return True
+        bindings.refused += 1
+        log.warning(
+            "switch %s claimed datapath id %s, but its address is bound to %s: session refused",
+            self.session.peer,
+            "none" if dpid is None else f"{dpid:#x}",
+            bindings.bound_to(address),
+        )
+        self.session.close()
+        return False
 
 
 class SwitchSession:
@@ -168,8 +228,7 @@ class SwitchSession:
             return
         self.primary.transport.write(proxy_v2_header(self.peer, local))
         for data in self.switch.early:
-            self.primary.transport.write(data)
-            self.switch.inspect_or_close(data)
+            self.switch.forward(data)
         self.switch.early.clear()
         if not self.closed.is_set():
             self.switch.transport.resume_reading()

@@ -319,3 +319,77 @@ def test_bytes_before_the_primary_path_is_open_are_held_not_lost():
     hello = pack(4, OFPT.HELLO, 1)
     session.switch.data_received(hello)  # older Pythons deliver this despite the pause
     assert session.switch.early == [hello] and session.switch.transport.paused
+
+
+async def claim(tmp_path, dpid: int, bound: dict, split: int = 11):
+    """A switch on loopback (127.0.0.1) behind a sidecar with `bound` as its
+    bindings: HELLO, then a FEATURES_REPLY claiming `dpid`, written in two
+    pieces cut at byte `split`, then a PACKET_IN. What the primary path
+    received, what the switch read before the end, and the refusals."""
+    import json
+
+    from sdn_ha_mirror.identity import Bindings
+
+    path = tmp_path / "bindings.json"
+    path.write_text(json.dumps(bound))
+    primary = Primary()
+    primary_server = await asyncio.start_server(primary.handle, "127.0.0.1", 0)
+    bindings = Bindings(str(path))
+    settings = Settings(primary=primary_server.sockets[0].getsockname()[:2], bindings=bindings)
+    sidecar = await start_server(settings, host="127.0.0.1", port=0)
+    reader, writer = await asyncio.open_connection(*sidecar.sockets[0].getsockname()[:2])
+    writer.write(pack(4, OFPT.HELLO, 1))
+    handshake = await read_messages(reader, 3)
+    features = pack(4, OFPT.FEATURES_REPLY, 100, dpid.to_bytes(8, "big") + bytes(16))
+    writer.write(features[:split])
+    await writer.drain()
+    await asyncio.sleep(0.05)
+    writer.write(features[split:] + pack(4, OFPT.PACKET_IN, 0, bytes(40)))
+    await writer.drain()
+    ended = False
+    try:
+        ended = await asyncio.wait_for(reader.read(), 1.0) == b""
+    except TimeoutError:
+        pass
+    except ConnectionError:
+        ended = True
+    writer.close()
+    await asyncio.sleep(0.05)
+    for server in (sidecar, primary_server):
+        server.close()
+    types = [m.type for m in Framer().feed(bytes(primary.received))]
+    return types, [m.type for m in handshake], ended, bindings.refused
+
+
+def test_a_datapath_id_bound_to_the_address_opens_the_session(tmp_path):
+    types, handshake, ended, refused = asyncio.run(claim(tmp_path, 0x1, {"127.0.0.1": ["0x1"]}))
+    assert handshake == [OFPT.HELLO, OFPT.FEATURES_REQUEST, OFPT.MULTIPART_REQUEST]
+    assert types == [OFPT.HELLO, OFPT.FEATURES_REPLY, OFPT.PACKET_IN]
+    assert not ended and refused == 0
+
+
+def test_a_datapath_id_bound_elsewhere_is_refused_before_the_controller_sees_it(tmp_path):
+    bound = {"127.0.0.1": ["0x1000"], "198.18.1.10": ["0x1"]}
+    for split in (3, 11, 20):  # the header, the datapath id, the rest cut apart
+        types, _, ended, refused = asyncio.run(claim(tmp_path, 0x1, bound, split))
+        assert types == [OFPT.HELLO], split  # the claim and all after it never reached the controller
+        assert ended and refused == 1
+
+
+def test_an_address_with_no_binding_is_refused(tmp_path):
+    types, _, ended, refused = asyncio.run(claim(tmp_path, 0x1, {"198.18.1.10": ["0x1"]}))
+    assert types == [OFPT.HELLO] and ended and refused == 1
+
+
+def test_bindings_that_cannot_be_read_on_reload_keep_those_in_force(tmp_path):
+    from sdn_ha_mirror.identity import Bindings
+
+    path = tmp_path / "bindings.json"
+    path.write_text('{"198.18.1.10": ["0x1"]}')
+    bindings = Bindings(str(path))
+    path.write_text('{"198.18.1.10": "0x1"}')  # not a list
+    bindings.reload()
+    assert bindings.allows("198.18.1.10", 1)
+    path.write_text('{"198.18.1.10": ["0x2"]}')
+    bindings.reload()
+    assert bindings.allows("198.18.1.10", 2) and not bindings.allows("198.18.1.10", 1)

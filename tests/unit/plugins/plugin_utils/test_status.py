@@ -192,3 +192,12 @@ def test_the_guards_counters_are_shown_and_a_missing_table_is_flagged():
         in lines
     )
     assert "guard@lb2: NOT LOADED (anyone may reach the VIP's OpenFlow ports and send VRRP)" in lines
+
+
+def test_the_relays_identity_check_is_shown():
+    page = "sdn_ha_mirror_sessions 1\nsdn_ha_mirror_identity_refused_total 3\nsdn_ha_mirror_identity_addresses 65\n"
+    view = status_view({"lb1": {"status_mirror": {"content": page}}}, {"load_balancers": ["lb1"]}, "198.18.2.100")
+    assert (
+        "identity@lb1: 3 session(s) refused for claiming a datapath id not bound to their address (65 addresses bound)"
+        in status_lines(view)
+    )
