@@ -283,6 +283,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    # A reload (SIGHUP) that comes while the daemon starts must not end it;
+    # serve() installs the real handler once it listens.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     parser = argparse.ArgumentParser(prog="sdn_ha_mirror", description=__doc__.splitlines()[0])
     parser.add_argument("--listen", type=address, action="append", required=True, help="VIP:PORT, repeatable")
     parser.add_argument("--primary", type=address, default=("127.0.0.1", 16653), help="HAProxy's PROXY listener")

@@ -10,10 +10,10 @@ the master link (master.py).
 The primary path never waits for the master: copies go through a bounded
 queue, and a slow or dead master only costs dropped copies.
 
-With bindings (identity.py), a switch's bytes go on a whole message at a
-time until its FEATURES_REPLY, which must claim a datapath id bound to the
-switch's address: the session is refused before the controller sees any
-other claim. From then on the relay is byte for byte again.
+With bindings (identity.py), a switch's bytes go on in whole messages,
+and every FEATURES_REPLY must claim a datapath id bound to the switch's
+address (the same one each time): the session is refused before the
+controller sees any other claim.
 """
 
 from __future__ import annotations
@@ -112,10 +112,18 @@ GATE_LIMIT = 1 << 16  # bytes a switch may send before its FEATURES_REPLY
 
 
 class _SwitchPipe(_Pipe):
+    """The switch's side. With bindings, its stream goes on in whole
+    messages for the whole session (a trailing partial message waits for
+    the rest), so that every FEATURES_REPLY is checked before the
+    controller sees it: the first must claim a datapath id bound to the
+    switch's address, and any later one the same id (a controller in its
+    handshake takes the last one it got)."""
+
     def __init__(self, session: SwitchSession, inspect: Callable[[bytes], None]):
         super().__init__(session, inspect)
-        # Until the switch's identity is proven: what it sent that is not a whole message yet.
         self.gate: bytearray | None = bytearray() if session.settings.bindings is not None else None
+        self.datapath_id: int | None = None  # the id the switch proved
+        self.unproven_bytes = 0  # sent before its FEATURES_REPLY
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
@@ -127,42 +135,51 @@ class _SwitchPipe(_Pipe):
             return
         gate = self.gate
         gate += data
-        while len(gate) >= 8 and not self.session.closed.is_set():
-            length = int.from_bytes(gate[2:4], "big")
+        offset, size = 0, len(gate)
+        while size - offset >= 8:
+            length = int.from_bytes(gate[offset + 2 : offset + 4], "big")
             if length < 8:
                 log.warning("switch %s sent bytes that are not OpenFlow; closing the session", self.session.peer)
                 self.session.close()
                 return
-            if len(gate) < length:
+            if size - offset < length:
                 break
-            message = bytes(gate[:length])
-            del gate[:length]
-            if message[1] == OFPT.FEATURES_REPLY:
-                if not self._proven(message):
-                    return
-                self.gate = None
-                super().forward(message + bytes(gate))
+            if gate[offset + 1] == OFPT.FEATURES_REPLY and not self._proven(bytes(gate[offset : offset + length])):
+                # What came before the claim goes on; the claim and all after it never do.
+                if offset:
+                    super().forward(bytes(gate[:offset]))
+                self.session.close()
                 return
-            super().forward(message)
-        if len(gate) > GATE_LIMIT:
-            log.warning("switch %s sent %d bytes and no FEATURES_REPLY; closing", self.session.peer, len(gate))
+            offset += length
+        if offset:
+            whole = bytes(gate[:offset])
+            del gate[:offset]
+            if self.datapath_id is None:
+                self.unproven_bytes += offset
+            super().forward(whole)
+        if self.datapath_id is None and self.unproven_bytes > GATE_LIMIT and not self.session.closed.is_set():
+            log.warning(
+                "switch %s sent %d bytes and no FEATURES_REPLY; closing", self.session.peer, self.unproven_bytes
+            )
             self.session.close()
 
     def _proven(self, message: bytes) -> bool:
         """Whether the datapath id this FEATURES_REPLY claims is bound to the
-        switch's address; if not, the session is refused."""
+        switch's address and, after the first, the one it proved; if not,
+        the claim is counted and logged (the caller closes the session)."""
         bindings, address = self.session.settings.bindings, self.session.peer[0]
         dpid = int.from_bytes(message[8:16], "big") if len(message) >= 16 else None
-        if dpid is not None and bindings.allows(address, dpid):
+        if dpid is not None and bindings.allows(address, dpid) and self.datapath_id in (None, dpid):
+            self.datapath_id = dpid
             return True
         bindings.refused += 1
         log.warning(
-            "switch %s claimed datapath id %s, but its address is bound to %s: session refused",
+            "switch %s claimed datapath id %s, but its address is bound to %s%s: session refused",
             self.session.peer,
             "none" if dpid is None else f"{dpid:#x}",
             bindings.bound_to(address),
+            "" if self.datapath_id is None else f" and it proved {self.datapath_id:#x}",
         )
-        self.session.close()
         return False
 
 

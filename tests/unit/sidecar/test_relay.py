@@ -321,7 +321,7 @@ def test_bytes_before_the_primary_path_is_open_are_held_not_lost():
     assert session.switch.early == [hello] and session.switch.transport.paused
 
 
-async def claim(tmp_path, dpid: int, bound: dict, split: int = 11):
+async def claim(tmp_path, dpid: int, bound: dict, split: int = 11, then: bytes = b""):
     """A switch on loopback (127.0.0.1) behind a sidecar with `bound` as its
     bindings: HELLO, then a FEATURES_REPLY claiming `dpid`, written in two
     pieces cut at byte `split`, then a PACKET_IN. What the primary path
@@ -344,7 +344,7 @@ async def claim(tmp_path, dpid: int, bound: dict, split: int = 11):
     writer.write(features[:split])
     await writer.drain()
     await asyncio.sleep(0.05)
-    writer.write(features[split:] + pack(4, OFPT.PACKET_IN, 0, bytes(40)))
+    writer.write(features[split:] + then + pack(4, OFPT.PACKET_IN, 0, bytes(40)))
     await writer.drain()
     ended = False
     try:
@@ -393,3 +393,55 @@ def test_bindings_that_cannot_be_read_on_reload_keep_those_in_force(tmp_path):
     path.write_text('{"198.18.1.10": ["0x2"]}')
     bindings.reload()
     assert bindings.allows("198.18.1.10", 2) and not bindings.allows("198.18.1.10", 1)
+
+
+def test_a_second_features_reply_with_another_datapath_id_is_refused(tmp_path):
+    """A controller in its handshake takes the last FEATURES_REPLY it got: a
+    switch may not prove its own id and then claim another's."""
+    bound = {"127.0.0.1": ["0x1000"], "198.18.1.10": ["0x1"]}
+    second = pack(4, OFPT.FEATURES_REPLY, 100, (0x1).to_bytes(8, "big") + bytes(16))
+    types, _, ended, refused = asyncio.run(claim(tmp_path, 0x1000, bound, then=second))
+    assert types == [OFPT.HELLO, OFPT.FEATURES_REPLY] and ended and refused == 1
+    # An address bound to two ids (a host running two datapaths) still keeps to the one it proved.
+    other = pack(4, OFPT.FEATURES_REPLY, 101, (0x2000).to_bytes(8, "big") + bytes(16))
+    two = {"127.0.0.1": ["0x1000", "0x2000"]}
+    types, _, ended, refused = asyncio.run(claim(tmp_path, 0x1000, two, then=other))
+    assert types == [OFPT.HELLO, OFPT.FEATURES_REPLY] and ended and refused == 1
+    again = pack(4, OFPT.FEATURES_REPLY, 101, (0x1000).to_bytes(8, "big") + bytes(16))
+    types, _, ended, refused = asyncio.run(claim(tmp_path, 0x1000, bound, then=again))
+    assert types == [OFPT.HELLO, OFPT.FEATURES_REPLY, OFPT.FEATURES_REPLY, OFPT.PACKET_IN]
+    assert not ended and refused == 0
+
+
+def test_a_switch_that_never_says_who_it_is_is_closed(tmp_path):
+    from sdn_ha_mirror.relay import GATE_LIMIT
+
+    echoes = pack(4, OFPT.ECHO_REQUEST, 1, bytes(1000)) * (GATE_LIMIT // 1000 + 2)
+
+    async def run():
+        import json
+
+        from sdn_ha_mirror.identity import Bindings
+
+        path = tmp_path / "bindings.json"
+        path.write_text(json.dumps({"127.0.0.1": ["0x1"]}))
+        primary = Primary()
+        primary_server = await asyncio.start_server(primary.handle, "127.0.0.1", 0)
+        settings = Settings(primary=primary_server.sockets[0].getsockname()[:2], bindings=Bindings(str(path)))
+        sidecar = await start_server(settings, host="127.0.0.1", port=0)
+        reader, writer = await asyncio.open_connection(*sidecar.sockets[0].getsockname()[:2])
+        writer.write(pack(4, OFPT.HELLO, 1) + echoes)
+        try:
+            while await asyncio.wait_for(reader.read(65536), 2.0):
+                pass
+            ended = True
+        except ConnectionError:
+            ended = True
+        except TimeoutError:
+            ended = False
+        writer.close()
+        for server in (sidecar, primary_server):
+            server.close()
+        return ended
+
+    assert asyncio.run(run())
