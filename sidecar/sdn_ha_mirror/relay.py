@@ -113,11 +113,14 @@ GATE_LIMIT = 1 << 16  # bytes a switch may send before its FEATURES_REPLY
 
 class _SwitchPipe(_Pipe):
     """The switch's side. With bindings, its stream goes on in whole
-    messages for the whole session (a trailing partial message waits for
-    the rest), so that every FEATURES_REPLY is checked before the
-    controller sees it: the first must claim a datapath id bound to the
-    switch's address, and any later one the same id (a controller in its
-    handshake takes the last one it got)."""
+    messages (a trailing partial message waits for the rest) until the
+    controller's handshake is over, so that every FEATURES_REPLY is checked
+    before the controller sees it: each must claim a datapath id bound to
+    the switch's address, the same one each time (a controller in its
+    handshake takes the last one it got). The handshake is over, for
+    os-ken and so Faucet, with the first FEATURES_REPLY in OpenFlow 1.0-1.2
+    and with the last part of the switch's PORT_DESC reply from 1.3 on;
+    after it a FEATURES_REPLY is ignored, and the relay is byte for byte."""
 
     def __init__(self, session: SwitchSession, inspect: Callable[[bytes], None]):
         super().__init__(session, inspect)
@@ -144,13 +147,18 @@ class _SwitchPipe(_Pipe):
                 return
             if size - offset < length:
                 break
-            if gate[offset + 1] == OFPT.FEATURES_REPLY and not self._proven(bytes(gate[offset : offset + length])):
+            kind = gate[offset + 1]
+            if kind == OFPT.FEATURES_REPLY and not self._proven(bytes(gate[offset : offset + length])):
                 # What came before the claim goes on; the claim and all after it never do.
                 if offset:
                     super().forward(bytes(gate[:offset]))
                 self.session.close()
                 return
             offset += length
+            if self.datapath_id is not None and self._handshake_over(gate, offset - length, length, kind):
+                self.gate = None
+                super().forward(bytes(gate))
+                return
         if offset:
             whole = bytes(gate[:offset])
             del gate[:offset]
@@ -162,6 +170,17 @@ class _SwitchPipe(_Pipe):
                 "switch %s sent %d bytes and no FEATURES_REPLY; closing", self.session.peer, self.unproven_bytes
             )
             self.session.close()
+
+    @staticmethod
+    def _handshake_over(gate: bytearray, start: int, length: int, kind: int) -> bool:
+        """Whether the message at `start` ends the controller's handshake
+        (the switch's id already proven)."""
+        if gate[start] < 4:  # OpenFlow 1.0-1.2: the features carried the ports
+            return kind == OFPT.FEATURES_REPLY
+        # ofp_multipart_reply: type PORT_DESC (13), and not OFPMPF_REPLY_MORE
+        if kind != OFPT.MULTIPART_REPLY or length < 16:
+            return False
+        return gate[start + 8 : start + 10] == b"\x00\x0d" and not gate[start + 11] & 1
 
     def _proven(self, message: bytes) -> bool:
         """Whether the datapath id this FEATURES_REPLY claims is bound to the

@@ -445,3 +445,17 @@ def test_a_switch_that_never_says_who_it_is_is_closed(tmp_path):
         return ended
 
     assert asyncio.run(run())
+
+
+def test_the_check_ends_with_the_handshake_and_the_relay_is_byte_for_byte_again(tmp_path):
+    """After the switch's last PORT_DESC part (OpenFlow 1.3), a FEATURES_REPLY
+    is ignored by the controller, and the relay stops framing."""
+    more = pack(4, OFPT.MULTIPART_REPLY, 101, struct.pack("!HH4x", 13, 1) + bytes(64))  # REPLY_MORE set
+    last = pack(4, OFPT.MULTIPART_REPLY, 101, struct.pack("!HH4x", 13, 0) + bytes(64))
+    late = pack(4, OFPT.FEATURES_REPLY, 102, (0x1).to_bytes(8, "big") + bytes(16))
+    bound = {"127.0.0.1": ["0x1000"]}
+    types, _, ended, refused = asyncio.run(claim(tmp_path, 0x1000, bound, then=more + late))
+    assert ended and refused == 1  # still in the handshake: checked
+    types, _, ended, refused = asyncio.run(claim(tmp_path, 0x1000, bound, then=more + last + late))
+    assert types == [OFPT.HELLO, OFPT.FEATURES_REPLY, *[OFPT.MULTIPART_REPLY] * 2, OFPT.FEATURES_REPLY, OFPT.PACKET_IN]
+    assert not ended and refused == 0
