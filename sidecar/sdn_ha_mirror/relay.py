@@ -71,9 +71,10 @@ class _Pipe(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        if self.peer.transport is None:
-            # Python < 3.11.5 may deliver bytes although connection_made paused
-            # reading; hold them until the primary path is open.
+        if self.peer.transport is None or (self is self.session.switch and not self.session.header_sent):
+            # Python < 3.11.5 (Debian 12 has 3.11.2) may deliver bytes although
+            # reading is paused; hold them until the primary path is open and
+            # has the PROXY header, which must come first.
             self.early.append(data)
             self.transport.pause_reading()
             return
@@ -222,6 +223,7 @@ class SwitchSession:
         self.primary = _Pipe(self, self.tap.from_controller)
         self.switch.peer, self.primary.peer = self.primary, self.switch
         self.closed = asyncio.Event()
+        self.header_sent = False  # the PROXY header is on the primary path: the switch's bytes may follow
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -263,6 +265,7 @@ class SwitchSession:
             self.primary.transport.close()
             return
         self.primary.transport.write(proxy_v2_header(self.peer, local))
+        self.header_sent = True
         for data in self.switch.early:
             self.switch.forward(data)
         self.switch.early.clear()

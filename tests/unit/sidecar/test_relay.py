@@ -319,6 +319,10 @@ def test_bytes_before_the_primary_path_is_open_are_held_not_lost():
     hello = pack(4, OFPT.HELLO, 1)
     session.switch.data_received(hello)  # older Pythons deliver this despite the pause
     assert session.switch.early == [hello] and session.switch.transport.paused
+    # The primary path is connected but has no PROXY header yet: still held.
+    session.primary.transport = Transport()
+    session.switch.data_received(hello)
+    assert session.switch.early == [hello, hello]
 
 
 async def claim(tmp_path, dpid: int, bound: dict, split: int = 11, then: bytes = b""):
