@@ -62,8 +62,9 @@ def nat_sessions(text: str, names: Mapping[str, str]) -> dict:
 
 
 def guard_counters(text: str) -> dict[str, int] | None:
-    """The guard table's counters (packets each) from `nft --json list
-    counters table ...`; None when the table is not loaded."""
+    """A table's counters (packets each) from `nft --json list counters
+    table ...` (the guard's, the identity gate's); None when the table is
+    not loaded."""
     try:
         entries = json.loads(text).get("nftables", [])
     except (ValueError, AttributeError):
@@ -85,6 +86,7 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
         "vip_holders": [],
         "vrrp": {},
         "guard": {},
+        "gate": {},
         "mirror": {},
         "haproxy": {},
         "controllers": {},
@@ -103,6 +105,9 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
         guard = _registered(hv, "status_guard")
         if guard and not guard.get("unreachable"):
             view["guard"][lb] = guard_counters(guard.get("stdout") or "")
+        gate = _registered(hv, "status_identity")
+        if "rc" in gate:
+            view["gate"][lb] = guard_counters(gate.get("stdout") or "")
         vrrp = _registered(hv, "status_vrrp")
         reachable = bool(vrrp) and not vrrp.get("unreachable")
         view["vrrp"][lb] = (vrrp.get("stdout") or "").strip() or ("unknown" if reachable else "unreachable")
@@ -135,6 +140,14 @@ def status_lines(view: Mapping) -> list[str]:
             lines.append(
                 f"guard@{lb}: refused {counters.get('openflow_refused', 0)} packet(s) to the VIP's OpenFlow ports"
                 f" from non-switches, {counters.get('vrrp_refused', 0)} VRRP advert(s) from non-peers"
+            )
+    for lb, counters in view.get("gate", {}).items():
+        if counters is None:
+            lines.append(f"identity@{lb}: gate table NOT LOADED (any switch address may claim any datapath id)")
+        else:
+            lines.append(
+                f"identity@{lb}: gate proved {counters.get('proven', 0)} session(s), refused"
+                f" {counters.get('refused', 0)} (a datapath id not bound to their address, or no OpenFlow handshake)"
             )
     for lb, m in view.get("mirror", {}).items():
         seen = "seen whole" if "capture_active" in m else "relayed"  # captured, or relayed by the sidecar

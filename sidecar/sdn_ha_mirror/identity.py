@@ -4,10 +4,11 @@ The inventory binds every switch's datapath id to its address (the
 collection's `switches` filter). A controller that gets a FEATURES_REPLY
 claiming a datapath id it already serves drops the session it had, so a host
 that may reach the VIP could take any switch's controller away by claiming
-its id. The relay therefore holds a switch's bytes, message by message,
-until its FEATURES_REPLY: a datapath id bound to the session's source
-address opens the session, any other refuses it before the controller sees
-the claim.
+its id. A Gate therefore follows each switch's stream from its first byte
+until the controller's handshake is over, and every FEATURES_REPLY in it
+must claim a datapath id bound to the session's source address: any other
+claim refuses the session before the controller has it whole. The relay
+(proxy mode) and the identity gate of NAT mode (gate.py) use it alike.
 
 The bindings file is JSON, each address to the datapath ids it may claim:
 
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import json
 import logging
+
+from .openflow import OFPT
 
 log = logging.getLogger("sdn_ha_mirror")
 
@@ -56,3 +59,98 @@ class Bindings:
     def bound_to(self, address: str) -> str:
         ids = sorted(self.table.get(address, ()))
         return ", ".join(f"{i:#x}" for i in ids) or "nothing"
+
+
+GATE_LIMIT = 1 << 16  # bytes a switch may send before its FEATURES_REPLY
+HANDSHAKE_LIMIT = 1 << 20  # bytes a switch may send before the handshake is over
+
+
+class Gate:
+    """One switch's stream, checked from its first byte until the
+    controller's handshake is over.
+
+    Each FEATURES_REPLY must claim a datapath id bound to the switch's
+    address, the same one each time (a controller in its handshake takes the
+    last one it got). The handshake is over, for os-ken and so Faucet, with
+    the first FEATURES_REPLY in OpenFlow 1.0-1.2 and with the last part of
+    the switch's PORT_DESC reply from 1.3 on; after it a FEATURES_REPLY is
+    ignored, and nothing more is checked.
+
+    A message is checked when its last byte comes, so bytes may go on as
+    they come: the controller acts on no message before it has all of it,
+    and the bytes that would complete a refused claim never go on."""
+
+    def __init__(self, bindings: Bindings, address: str, label: str | None = None) -> None:
+        self.bindings, self.address, self.label = bindings, address, label or address
+        self.partial = bytearray()  # the start of a message whose end has not come yet
+        self.datapath_id: int | None = None  # the id the switch proved
+        self.seen = 0  # bytes of the stream so far
+        self.over = False  # the handshake is over: everything may go on
+        self.refusal = ""  # why the session was refused
+
+    def feed(self, data: bytes) -> bool:
+        """Whether `data`, the next bytes of the stream, may go on to the
+        controller. False: the session is refused (logged, and counted if it
+        claimed an id it may not), and nothing more of it may go on."""
+        if self.over:
+            return True
+        if self.refusal:
+            return False
+        buffer = self.partial
+        buffer += data
+        self.seen += len(data)
+        offset, size = 0, len(buffer)
+        while size - offset >= 8:
+            length = int.from_bytes(buffer[offset + 2 : offset + 4], "big")
+            if length < 8 or not 1 <= buffer[offset] <= 6:  # OpenFlow 1.0 to 1.5
+                return self._refuse("sent bytes that are not OpenFlow")
+            if size - offset < length:
+                break
+            kind = buffer[offset + 1]
+            if kind == OFPT.FEATURES_REPLY and not self._proven(bytes(buffer[offset : offset + length])):
+                return False
+            if self.datapath_id is not None and self._handshake_over(buffer, offset, length, kind):
+                self.over = True
+                self.partial = bytearray()
+                return True
+            offset += length
+        del buffer[:offset]
+        if self.datapath_id is None and self.seen > GATE_LIMIT:
+            return self._refuse(f"sent {self.seen} bytes and no FEATURES_REPLY")
+        if self.seen > HANDSHAKE_LIMIT:
+            return self._refuse(f"sent {self.seen} bytes and did not end its handshake")
+        return True
+
+    @staticmethod
+    def _handshake_over(buffer: bytearray, start: int, length: int, kind: int) -> bool:
+        """Whether the message at `start` ends the controller's handshake
+        (the switch's id already proven)."""
+        if buffer[start] < 4:  # OpenFlow 1.0-1.2: the features carried the ports
+            return kind == OFPT.FEATURES_REPLY
+        # ofp_multipart_reply: type PORT_DESC (13), and not OFPMPF_REPLY_MORE
+        if kind != OFPT.MULTIPART_REPLY or length < 16:
+            return False
+        return buffer[start + 8 : start + 10] == b"\x00\x0d" and not buffer[start + 11] & 1
+
+    def _proven(self, message: bytes) -> bool:
+        """Whether the datapath id this FEATURES_REPLY claims is bound to the
+        switch's address and, after the first, the one it proved."""
+        dpid = int.from_bytes(message[8:16], "big") if len(message) >= 16 else None
+        if dpid is not None and self.bindings.allows(self.address, dpid) and self.datapath_id in (None, dpid):
+            self.datapath_id = dpid
+            return True
+        self.bindings.refused += 1
+        self._refuse(
+            "claimed datapath id {}, but its address is bound to {}{}".format(
+                "none" if dpid is None else f"{dpid:#x}",
+                self.bindings.bound_to(self.address),
+                "" if self.datapath_id is None else f" and it proved {self.datapath_id:#x}",
+            )
+        )
+        return False
+
+    def _refuse(self, why: str) -> bool:
+        self.refusal = why
+        self.partial = bytearray()
+        log.warning("switch %s %s: session refused", self.label, why)
+        return False

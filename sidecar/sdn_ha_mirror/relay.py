@@ -10,10 +10,10 @@ the master link (master.py).
 The primary path never waits for the master: copies go through a bounded
 queue, and a slow or dead master only costs dropped copies.
 
-With bindings (identity.py), a switch's bytes go on in whole messages,
-and every FEATURES_REPLY must claim a datapath id bound to the switch's
-address (the same one each time): the session is refused before the
-controller sees any other claim.
+With bindings (identity.py), every FEATURES_REPLY in the switch's
+handshake must claim a datapath id bound to the switch's address (the same
+one each time): the session is refused before the controller has any other
+claim whole.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ import socket
 import struct
 from collections.abc import Callable
 
+from .identity import Gate
 from .master import Settings
-from .openflow import OFPT, FramingError
+from .openflow import FramingError
 from .tap import Tap
 
 __all__ = ["Settings", "SwitchSession", "proxy_v2_header", "start_server"]
@@ -109,98 +110,30 @@ class _Pipe(asyncio.Protocol):
         return "switch" if self is self.session.switch else "primary path"
 
 
-GATE_LIMIT = 1 << 16  # bytes a switch may send before its FEATURES_REPLY
-
-
 class _SwitchPipe(_Pipe):
-    """The switch's side. With bindings, its stream goes on in whole
-    messages (a trailing partial message waits for the rest) until the
-    controller's handshake is over, so that every FEATURES_REPLY is checked
-    before the controller sees it: each must claim a datapath id bound to
-    the switch's address, the same one each time (a controller in its
-    handshake takes the last one it got). The handshake is over, for
-    os-ken and so Faucet, with the first FEATURES_REPLY in OpenFlow 1.0-1.2
-    and with the last part of the switch's PORT_DESC reply from 1.3 on;
-    after it a FEATURES_REPLY is ignored, and the relay is byte for byte."""
+    """The switch's side. With bindings, a Gate (identity.py) checks its
+    stream until the controller's handshake is over, and a refused claim
+    closes the session before the controller has it whole."""
 
     def __init__(self, session: SwitchSession, inspect: Callable[[bytes], None]):
         super().__init__(session, inspect)
-        self.gate: bytearray | None = bytearray() if session.settings.bindings is not None else None
-        self.datapath_id: int | None = None  # the id the switch proved
-        self.unproven_bytes = 0  # sent before its FEATURES_REPLY
+        self.gate: Gate | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.session.start()
+        bindings = self.session.settings.bindings
+        if bindings is not None and self.session.peer is not None:
+            self.gate = Gate(bindings, self.session.peer[0], str(self.session.peer))
 
     def forward(self, data: bytes) -> None:
-        if self.gate is None:
-            super().forward(data)
-            return
-        gate = self.gate
-        gate += data
-        offset, size = 0, len(gate)
-        while size - offset >= 8:
-            length = int.from_bytes(gate[offset + 2 : offset + 4], "big")
-            if length < 8:
-                log.warning("switch %s sent bytes that are not OpenFlow; closing the session", self.session.peer)
+        if self.gate is not None:
+            if not self.gate.feed(data):
                 self.session.close()
                 return
-            if size - offset < length:
-                break
-            kind = gate[offset + 1]
-            if kind == OFPT.FEATURES_REPLY and not self._proven(bytes(gate[offset : offset + length])):
-                # What came before the claim goes on; the claim and all after it never do.
-                if offset:
-                    super().forward(bytes(gate[:offset]))
-                self.session.close()
-                return
-            offset += length
-            if self.datapath_id is not None and self._handshake_over(gate, offset - length, length, kind):
+            if self.gate.over:
                 self.gate = None
-                super().forward(bytes(gate))
-                return
-        if offset:
-            whole = bytes(gate[:offset])
-            del gate[:offset]
-            if self.datapath_id is None:
-                self.unproven_bytes += offset
-            super().forward(whole)
-        if self.datapath_id is None and self.unproven_bytes > GATE_LIMIT and not self.session.closed.is_set():
-            log.warning(
-                "switch %s sent %d bytes and no FEATURES_REPLY; closing", self.session.peer, self.unproven_bytes
-            )
-            self.session.close()
-
-    @staticmethod
-    def _handshake_over(gate: bytearray, start: int, length: int, kind: int) -> bool:
-        """Whether the message at `start` ends the controller's handshake
-        (the switch's id already proven)."""
-        if gate[start] < 4:  # OpenFlow 1.0-1.2: the features carried the ports
-            return kind == OFPT.FEATURES_REPLY
-        # ofp_multipart_reply: type PORT_DESC (13), and not OFPMPF_REPLY_MORE
-        if kind != OFPT.MULTIPART_REPLY or length < 16:
-            return False
-        return gate[start + 8 : start + 10] == b"\x00\x0d" and not gate[start + 11] & 1
-
-    def _proven(self, message: bytes) -> bool:
-        """Whether the datapath id this FEATURES_REPLY claims is bound to the
-        switch's address and, after the first, the one it proved; if not,
-        the claim is counted and logged (the caller closes the session)."""
-        bindings, address = self.session.settings.bindings, self.session.peer[0]
-        dpid = int.from_bytes(message[8:16], "big") if len(message) >= 16 else None
-        if dpid is not None and bindings.allows(address, dpid) and self.datapath_id in (None, dpid):
-            self.datapath_id = dpid
-            return True
-        bindings.refused += 1
-        log.warning(
-            "switch %s claimed datapath id %s, but its address is bound to %s%s: session refused",
-            self.session.peer,
-            "none" if dpid is None else f"{dpid:#x}",
-            bindings.bound_to(address),
-            "" if self.datapath_id is None else f" and it proved {self.datapath_id:#x}",
-        )
-        return False
+        super().forward(data)
 
 
 class SwitchSession:

@@ -21,7 +21,7 @@ import struct
 
 from .local import holds
 
-ACK = 0x10
+RST, ACK = 0x04, 0x10
 
 
 def checksum(data: bytes) -> int:
@@ -33,12 +33,17 @@ def checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def challenge_segment(source: str, destination: str, sport: int, dport: int, seq: int | None = None) -> bytes:
-    """A TCP header (no options, no payload) with ACK set and the checksum filled in."""
-    seq = random.getrandbits(32) if seq is None else seq
-    header = struct.pack("!HHIIBBHHH", sport, dport, seq, random.getrandbits(32), 5 << 4, ACK, 0xFFFF, 0, 0)
+def tcp_segment(source: str, destination: str, sport: int, dport: int, seq: int, ack: int, flags: int) -> bytes:
+    """A TCP header (no options, no payload) with the checksum filled in."""
+    header = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 5 << 4, flags, 0xFFFF, 0, 0)
     pseudo = socket.inet_aton(source) + socket.inet_aton(destination) + struct.pack("!BBH", 0, socket.IPPROTO_TCP, 20)
     return header[:16] + struct.pack("!H", checksum(pseudo + header)) + header[18:]
+
+
+def challenge_segment(source: str, destination: str, sport: int, dport: int, seq: int | None = None) -> bytes:
+    """A bare ACK far outside any window."""
+    seq = random.getrandbits(32) if seq is None else seq
+    return tcp_segment(source, destination, sport, dport, seq, random.getrandbits(32), ACK)
 
 
 def challenge(vip: str, sessions: list[tuple[str, int, int]]) -> int:

@@ -201,3 +201,25 @@ def test_the_relays_identity_check_is_shown():
         "identity@lb1: 3 session(s) refused for claiming a datapath id not bound to their address (65 addresses bound)"
         in status_lines(view)
     )
+
+
+def test_the_nat_identity_gates_counters_are_shown():
+    listed = json.dumps(
+        {
+            "nftables": [
+                {"counter": {"family": "ip", "name": "proven", "table": "sdn_ha_identity", "packets": 64}},
+                {"counter": {"family": "ip", "name": "refused", "table": "sdn_ha_identity", "packets": 2}},
+            ]
+        }
+    )
+    hostvars = {"lb1": {"status_identity": {"stdout": listed, "rc": 0}}, "lb2": {"status_identity": {"rc": 1}}}
+    view = status_view(hostvars, {"load_balancers": ["lb1", "lb2"]}, "198.18.2.100", "nat")
+    lines = status_lines(view)
+    assert (
+        "identity@lb1: gate proved 64 session(s), refused 2 (a datapath id not bound to their address,"
+        " or no OpenFlow handshake)" in lines
+    )
+    assert "identity@lb2: gate table NOT LOADED (any switch address may claim any datapath id)" in lines
+    # Proxy mode reads no such table: no line.
+    view = status_view({"lb1": {"status_identity": {"skipped": True}}}, {"load_balancers": ["lb1"]}, "198.18.2.100")
+    assert not [line for line in status_lines(view) if line.startswith("identity@")]
