@@ -2,20 +2,21 @@
 
 In NAT mode the kernel forwards a switch's bytes to a backup controller,
 and the capture sees them only as copies, too late to stop a claim. So the
-LB's nftables table (the mirror role's identity table) hands this daemon,
-through an NFQUEUE, every packet a switch sends on a session that is not
-proven yet. The gate follows each stream from its SYN with the same Gate
-(identity.py) as the relay of proxy mode, and answers each packet:
+LB's rules (the mirror role's identity rules) hand this daemon, through an
+NFQUEUE, every packet a switch sends on a session that is not proven yet.
+The gate follows each stream from its SYN with the same Gate (identity.py)
+as the relay of proxy mode, and answers each packet:
 
 - accept: the bytes are checked and may go on;
 - prove: the controller's handshake is over with a datapath id bound to the
-  switch's address. The packet goes back to the table with the mark
-  `--proven`, the table sets it on the connection, and from then on the
-  kernel forwards the session without asking (conntrackd copies the mark to
-  the other LB, so a takeover asks nothing either);
-- refuse: the packet goes back with the mark `--refused`, the table sets it
-  on the connection and drops it and everything after it, and the gate sends
-  the switch a reset from the front VIP. The backup never gets the claim.
+  switch's address. The packet goes on with the mark `--proven`, the
+  identity table moves it to the connection, and from then on the kernel
+  forwards the session without asking (conntrackd copies the mark to the
+  other LB, so a takeover asks nothing either);
+- refuse: the packet goes on with the mark `--refused`, the identity table
+  moves it to the connection and drops the packet and everything after it,
+  and the gate sends the switch a reset from the front VIP. The backup never
+  gets the claim.
 
 A segment must carry the bytes it carried before, wherever it overlaps what
 the gate let through: the controller's TCP keeps the first copy it got, so
@@ -60,7 +61,7 @@ NFQA_PACKET_HDR, NFQA_VERDICT_HDR, NFQA_MARK, NFQA_PAYLOAD = 1, 2, 3, 10
 NFQA_CFG_CMD, NFQA_CFG_PARAMS, NFQA_CFG_QUEUE_MAXLEN = 1, 2, 3
 NFQNL_CFG_CMD_BIND = 1
 NFQNL_COPY_PACKET = 2
-NF_DROP, NF_ACCEPT, NF_REPEAT = 0, 1, 4
+NF_DROP, NF_ACCEPT = 0, 1
 
 SYN, FIN_, RST_FLAG, ACK_FLAG = 0x02, 0x01, 0x04, 0x10
 MAX_FLOWS = 4096  # streams followed at once; the oldest is refused past this
@@ -326,7 +327,7 @@ def run(args: argparse.Namespace) -> None:
             elif answer == DROP:
                 queue.verdict(packet_id, NF_DROP)
             else:
-                queue.verdict(packet_id, NF_REPEAT, marks[answer])
+                queue.verdict(packet_id, NF_ACCEPT, marks[answer])
                 if answer == REFUSE:
                     reset(segment)
         streams.expire()

@@ -11,7 +11,7 @@ import pytest
 from sdn_ha_mirror.gate import (
     ACCEPT,
     DROP,
-    NF_REPEAT,
+    NF_ACCEPT,
     NFQA_MARK,
     NFQA_VERDICT_HDR,
     PROVE,
@@ -140,12 +140,12 @@ def test_data_on_a_syn_is_dropped(streams):
 
 
 def test_verdict_message_layout():
-    data = verdict_message(7010, 42, NF_REPEAT, 0x20000000)
+    data = verdict_message(7010, 42, NF_ACCEPT, 0x20000000)
     [(kind, flags, body)] = list(messages(data))
     assert kind == (3 << 8) | 1 and flags == 1
     assert body[:4] == struct.pack("!BBH", 0, 0, 7010)
     attrs = attributes(body[4:])
-    assert struct.unpack("!II", attrs[NFQA_VERDICT_HDR]) == (NF_REPEAT, 42)
+    assert struct.unpack("!II", attrs[NFQA_VERDICT_HDR]) == (NF_ACCEPT, 42)
     assert struct.unpack("!I", attrs[NFQA_MARK]) == (0x20000000,)
 
 
