@@ -98,7 +98,10 @@ def load_plan(inventory: Path = INVENTORY) -> Plan:
             )
         segments.append(segment)
     wanted = [str(shared[k]) for k in ("sdn_ha_front_vip", "sdn_ha_back_vip") if k in shared]
-    for path in sorted((inventory / "host_vars").glob("*.yml")):
+    # A host's addresses: host_vars/HOST.yml, or host_vars/HOST/main.yml
+    # (beside files this does not read, such as the vaulted TLS keys).
+    host_vars = inventory / "host_vars"
+    for path in sorted([*host_vars.glob("*.yml"), *host_vars.glob("*/main.yml")]):
         wanted += [str(a).split("/")[0] for a in (_yaml(path).get("sdn_ha_addresses") or {}).values()]
     for address in wanted:
         for segment in segments:

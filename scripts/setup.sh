@@ -27,7 +27,8 @@ mkdir -p "$cache"
 # 1. Debian packages. netavark is what gives the host an address on the
 # lab's internal networks (CNI would not); it needs iptables and recommends
 # aardvark-dns, which --no-install-recommends would leave out.
-debs=(podman runc netavark aardvark-dns iptables debootstrap openssh-client make gcc python3-venv)
+# openssl: the TLS tests make their certificates with it.
+debs=(podman runc netavark aardvark-dns iptables debootstrap openssh-client make gcc python3-venv openssl)
 missing=()
 for pkg in "${debs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

@@ -122,6 +122,9 @@ class Topology:
     sync_segment: str = "sync"
     fleet: list = field(default_factory=list)
     switch_segment: str = "switch"
+    tls: bool = False
+    tls_ca: bool = False  # whether sdn_ha_tls_ca is given
+    mirror: bool = True
 
 
 class Checker:
@@ -406,6 +409,47 @@ class Checker:
                     f"has no address on segment {self.topo.sync_segment!r}, where conntrackd syncs in nat mode",
                 )
 
+    def check_tls(self) -> None:
+        """TLS is ended by the proxy-mode relay: it needs that mode, the
+        sidecar, a CA, and a certificate and key on every switch and LB."""
+        if not self.topo.tls:
+            return
+        if self.topo.mode != "proxy":
+            self.error(
+                "all",
+                "sdn_ha_mode",
+                self.topo.mode,
+                "cannot carry sdn_ha_tls: in nat mode the LB forwards the switches' bytes as they are, so the mirror's"
+                " capture could not read a TLS stream and the master would get nothing; use sdn_ha_mode: proxy",
+            )
+        if not self.topo.mirror:
+            self.error(
+                "all",
+                "sdn_ha_mirror",
+                False,
+                "leaves no one to end sdn_ha_tls: the relay of the mirror role ends the switches' TLS; turn it on",
+            )
+        if not self.topo.tls_ca:
+            self.error(
+                "all",
+                "sdn_ha_tls_ca",
+                "none",
+                "is needed with sdn_ha_tls: the CA certificate (PEM) that signs them all",
+            )
+        for host, spec in sorted(self.topo.hosts.items()):
+            if not {"switches", "load_balancers"} & set(spec.get("groups") or []):
+                continue
+            given = spec.get("tls") or []
+            for part in ("cert", "key"):
+                if part not in given:
+                    self.error(
+                        host,
+                        f"sdn_ha_tls_{part}",
+                        "none",
+                        f"is needed with sdn_ha_tls: this host's {'certificate' if part == 'cert' else 'private key'}"
+                        f" (PEM{', in Ansible Vault' if part == 'key' else ''})",
+                    )
+
     def check_ports(self) -> None:
         for port in self.topo.openflow_ports:
             if not isinstance(port, int) or not 0 < port < 65536:
@@ -424,6 +468,7 @@ class Checker:
         self.check_load_balancers()
         self.check_ports()
         self.check_mode()
+        self.check_tls()
         return self.errors
 
 

@@ -105,6 +105,21 @@ options:
     description: C(sdn_ha_switch_segment). The segment the fleet's switches are on, unless an entry says otherwise.
     type: str
     default: switch
+  tls:
+    description:
+      - C(sdn_ha_tls). The switches reach the front VIP over TLS, which the proxy-mode relay ends. It needs
+        O(mode=proxy), O(mirror=true), O(tls_ca=true), and a certificate and key on every switch and LB
+        (O(hosts[].tls)).
+    type: bool
+    default: false
+  tls_ca:
+    description: Whether C(sdn_ha_tls_ca), the CA certificate that signs the switches' and LBs' certificates, is given.
+    type: bool
+    default: false
+  mirror:
+    description: C(sdn_ha_mirror). Whether the mirror role runs its sidecar (in proxy mode, the relay that ends TLS).
+    type: bool
+    default: true
   hosts:
     description:
       - Per-host topology, one entry a host. Build it with the
@@ -137,6 +152,12 @@ options:
         type: str
       groups:
         description: The host's groups (C(group_names)).
+        type: list
+        elements: str
+      tls:
+        description:
+          - Which of C(sdn_ha_tls_cert) and C(sdn_ha_tls_key) the host has, as V(cert) and V(key); never their
+            values, so that no key reaches the module's arguments.
         type: list
         elements: str
 """
@@ -182,6 +203,7 @@ def main() -> None:
         "controller_role": {"type": "str"},
         "datapath_id": {"type": "str"},
         "groups": {"type": "list", "elements": "str"},
+        "tls": {"type": "list", "elements": "str"},
     }
     module = AnsibleModule(
         argument_spec={
@@ -197,6 +219,9 @@ def main() -> None:
             "sync_segment": {"type": "str", "default": "sync"},
             "fleet": {"type": "list", "elements": "dict", "default": []},
             "switch_segment": {"type": "str", "default": "switch"},
+            "tls": {"type": "bool", "default": False},
+            "tls_ca": {"type": "bool", "default": False},
+            "mirror": {"type": "bool", "default": True},
             "hosts": {"type": "list", "elements": "dict", "required": True, "options": host_spec},
         },
         supports_check_mode=True,
@@ -219,6 +244,9 @@ def main() -> None:
         sync_segment=p["sync_segment"],
         fleet=p["fleet"],
         switch_segment=p["switch_segment"],
+        tls=p["tls"],
+        tls_ca=p["tls_ca"],
+        mirror=p["mirror"],
     )
     errors = topology.validate(topo)
     result = {"changed": False, "errors": errors, "hosts_checked": len(topo.hosts)}

@@ -33,6 +33,8 @@ def topology_hosts(hostvars: Mapping, hosts: Iterable[str]) -> list[dict]:
             value = hv.get(var)
             if value is not None:
                 entry[key] = str(value) if key == "datapath_id" else value
+        # Whether the TLS material is there, never what it is.
+        entry["tls"] = [part for part in ("cert", "key") if hv.get(f"sdn_ha_tls_{part}")]
         result.append(entry)
     return result
 

@@ -9,6 +9,12 @@ copies of the sessions to the --listen addresses from the interface, and
 mirrors them to the master while this LB holds the VIP.
 
 Either way it serves its counters as Prometheus text on localhost.
+
+With --tls-cert, --tls-key and --tls-ca (relay mode), the switches connect
+over TLS: the relay ends it, with a certificate the CA signed required of
+every switch, so it still reads each stream, checks its identity and
+mirrors it; HAProxy and the master get plain OpenFlow, on the LB's loopback
+and the control segment.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import json
 import logging
 import signal
 import socket
+import ssl
 from collections import OrderedDict
 from dataclasses import fields
 
@@ -129,6 +136,25 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.setblocking(False)
     return sock
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """The switches' side of TLS: this LB's certificate, and a certificate
+    the CA signed required of every switch (TLS 1.2 at least)."""
+    given = [args.tls_cert, args.tls_key, args.tls_ca]
+    if not any(given):
+        return None
+    if not all(given):
+        raise SystemExit("TLS needs --tls-cert, --tls-key and --tls-ca together")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.verify_mode = ssl.CERT_REQUIRED
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        context.load_verify_locations(cafile=args.tls_ca)
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"TLS: {exc}") from exc
+    return context
 
 
 def sync_key(args: argparse.Namespace) -> bytes:
@@ -246,14 +272,24 @@ async def serve(args: argparse.Namespace) -> None:
             writer.close()
 
     servers, tasks = [], []
+    tls = None
     if args.capture:
+        if args.tls_cert or args.tls_key or args.tls_ca:
+            raise SystemExit("--tls-* are for the relay: the capture cannot read a stream in TLS")
         servers, tasks = await start_capture(args, settings, registry)
     else:
+        tls = tls_context(args)
         servers = [
-            await start_server(settings, registry.opened, registry.closed, sock=listening_socket(*listen))
+            await start_server(settings, registry.opened, registry.closed, sock=listening_socket(*listen), tls=tls)
             for listen in args.listen
         ]
-        log.info("listening on %s, primary %s, master %s", args.listen, args.primary, args.master)
+        log.info(
+            "listening on %s%s, primary %s, master %s",
+            args.listen,
+            " (TLS)" if tls else "",
+            args.primary,
+            args.master,
+        )
     servers.append(await asyncio.start_server(on_metrics, *args.metrics))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -271,8 +307,21 @@ async def serve(args: argparse.Namespace) -> None:
         task.add_done_callback(supervise)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # systemctl reload: the bindings, read again; nothing else to reload.
-    loop.add_signal_handler(signal.SIGHUP, settings.bindings.reload if settings.bindings else lambda: None)
+
+    def reload() -> None:
+        """systemctl reload: the bindings and the TLS files, read again; the
+        sessions that are up keep going."""
+        if settings.bindings:
+            settings.bindings.reload()
+        if tls is not None:
+            try:
+                tls.load_cert_chain(args.tls_cert, args.tls_key)
+                tls.load_verify_locations(cafile=args.tls_ca)
+                log.info("TLS: certificate and CA read again")
+            except (OSError, ssl.SSLError) as exc:
+                log.error("TLS: %s; keeping the certificate in force", exc)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     await stop.wait()
     for server in servers:
         server.close()
@@ -305,6 +354,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--bindings", metavar="PATH", help="JSON: each switch address -> the datapath ids it may claim (relay only)"
     )
+    parser.add_argument("--tls-cert", metavar="PATH", help="this LB's certificate (PEM) for the switches' TLS")
+    parser.add_argument("--tls-key", metavar="PATH", help="its private key (PEM)")
+    parser.add_argument("--tls-ca", metavar="PATH", help="the CA (PEM) every switch's certificate must be signed by")
     parser.add_argument("--metrics", type=address, default=("127.0.0.1", 9310))
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)

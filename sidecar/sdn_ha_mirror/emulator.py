@@ -36,6 +36,7 @@ import contextlib
 import json
 import os
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -169,6 +170,14 @@ class Emulator:
         self.controller = controller
         self.switches = {s.address: s for s in switches}
         self.args = args
+        self.tls: ssl.SSLContext | None = None
+        if getattr(args, "tls_cert", None):
+            # As OVS with ssl: targets: the controller's certificate must be
+            # signed by the CA (no name is checked), and the switch shows its own.
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            self.tls.check_hostname = False
+            self.tls.load_verify_locations(cafile=args.tls_ca)
+            self.tls.load_cert_chain(args.tls_cert, args.tls_key)
 
     async def connect(self, switch: Switch) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -181,7 +190,9 @@ class Emulator:
         except BaseException:
             sock.close()
             raise
-        return await asyncio.open_connection(sock=sock)
+        if self.tls is None:
+            return await asyncio.open_connection(sock=sock)
+        return await asyncio.open_connection(sock=sock, ssl=self.tls, server_hostname="", ssl_handshake_timeout=5.0)
 
     async def session(self, switch: Switch, reader, writer) -> None:
         framer, probe = Framer(), self.args.inactivity_probe
@@ -299,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--ports", type=int, default=1, help=f"ports per switch, numbered from 1 (at most {MAX_PORTS})")
     run.add_argument("--inactivity-probe", type=float, default=5.0, help="seconds, as OVS's inactivity_probe")
     run.add_argument("--max-backoff", type=float, default=8.0, help="seconds, as OVS's max_backoff")
+    run.add_argument("--tls-cert", metavar="PATH", help="connect over TLS with this certificate (PEM)")
+    run.add_argument("--tls-key", metavar="PATH", help="its private key (PEM)")
+    run.add_argument("--tls-ca", metavar="PATH", help="the CA (PEM) the controller's certificate is signed by")
     control = sub.add_parser("ctl", help="ask a running emulator")
     control.add_argument("--control", required=True)
     control.add_argument("--same-mac", action="store_true", help="packet-in: every frame from one MAC")
@@ -316,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
             request.update(addresses=rest)
         print(json.dumps(ctl(args.control, request), indent=1))
         return 0
+    if any([args.tls_cert, args.tls_key, args.tls_ca]) and not all([args.tls_cert, args.tls_key, args.tls_ca]):
+        parser.error("TLS needs --tls-cert, --tls-key and --tls-ca together")
     if not 1 <= args.ports <= MAX_PORTS:
         parser.error(f"--ports must be 1-{MAX_PORTS}: PORT_DESC must fit one OpenFlow message")
     host, _, port = args.controller.rpartition(":")

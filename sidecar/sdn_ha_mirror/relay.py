@@ -23,6 +23,7 @@ import ipaddress
 import itertools
 import logging
 import socket
+import ssl
 import struct
 from collections.abc import Callable
 
@@ -223,12 +224,19 @@ class SwitchSession:
         await self.closed.wait()
 
 
+TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a switch has to finish its TLS handshake
+
+
 async def start_server(
     settings: Settings,
     on_open: Callable[[SwitchSession], None] | None = None,
     on_close: Callable[[SwitchSession], None] | None = None,
+    tls: ssl.SSLContext | None = None,
     **where,
 ) -> asyncio.Server:
-    """Accept switches (on `sock=` or `host=`, `port=`), one SwitchSession each."""
+    """Accept switches (on `sock=` or `host=`, `port=`), one SwitchSession
+    each; with `tls`, over TLS (a session starts once its handshake is over)."""
     loop = asyncio.get_running_loop()
+    if tls is not None:
+        where.update(ssl=tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
     return await loop.create_server(lambda: SwitchSession(settings, on_open, on_close).switch, **where)

@@ -235,3 +235,25 @@ def test_nat_mode_needs_a_backup_controller():
     data["hosts"]["ctl1"]["groups"] = []
     errors = validate(Topology(**{**data, "mode": "nat"}))
     assert "controllers: sdn_ha_controller_role = 'no backup' is what the pool has" in errors[-1]
+
+
+def test_tls_needs_proxy_mode_the_relay_a_ca_and_every_switch_and_lbs_certificate_and_key():
+    topo = copy.deepcopy(LAB)
+    for host in ("sw1", "lb1"):
+        topo["hosts"][host]["tls"] = ["cert", "key"]
+    assert validate(Topology(**{**topo, "tls": True, "tls_ca": True})) == []
+    topo["hosts"]["lb1"]["addresses"]["sync"] = "198.18.4.11/24"
+    topo["hosts"]["sw1"]["tls"] = ["cert"]
+    errors = validate(Topology(**{**topo, "tls": True, "mode": "nat", "mirror": False}))
+    assert errors[0].startswith("all: sdn_ha_mode = 'nat' cannot carry sdn_ha_tls: in nat mode")
+    assert errors[1].startswith("all: sdn_ha_mirror = False leaves no one to end sdn_ha_tls")
+    assert errors[2] == (
+        "all: sdn_ha_tls_ca = 'none' is needed with sdn_ha_tls: the CA certificate (PEM) that signs them all"
+    )
+    assert (
+        errors[3]
+        == "sw1: sdn_ha_tls_key = 'none' is needed with sdn_ha_tls: this host's private key (PEM, in Ansible Vault)"
+    )
+    assert len(errors) == 4
+    # Without TLS, none of it is asked for.
+    assert validate(Topology(**{**copy.deepcopy(LAB), "tls_ca": False})) == []

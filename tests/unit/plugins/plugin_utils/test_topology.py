@@ -38,8 +38,15 @@ def test_topology_hosts_takes_only_the_shared_schema():
             "groups": ["controllers"],
             "addresses": {"control": "198.18.3.21/24"},
             "controller_role": "master",
+            "tls": [],
         },
-        {"name": "sw1", "groups": ["switches"], "addresses": {"switch": "198.18.1.10/24"}, "datapath_id": "1"},
+        {
+            "name": "sw1",
+            "groups": ["switches"],
+            "addresses": {"switch": "198.18.1.10/24"},
+            "datapath_id": "1",
+            "tls": [],
+        },
     ]
 
 
@@ -68,3 +75,12 @@ def test_switches_lists_the_ansible_switches_then_the_fleet():
     ]
     with pytest.raises(AnsibleFilterError, match="sdn_ha_switch_fleet: datapath_ids = 'x' is not a first datapath id"):
         switches(HOSTVARS, [], [{**fleet[0], "datapath_ids": "x"}])
+
+
+def test_topology_hosts_says_whether_the_tls_material_is_there_never_what_it_is():
+    from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.topology import topology_hosts
+
+    hostvars = {"sw1": {"sdn_ha_tls_cert": "-----BEGIN CERTIFICATE-----", "sdn_ha_tls_key": "secret"}, "ctl1": {}}
+    hosts = topology_hosts(hostvars, ["sw1", "ctl1"])
+    assert hosts[0]["tls"] == ["cert", "key"] and "secret" not in repr(hosts)
+    assert hosts[1]["tls"] == []
