@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_VAULT_PASSWORD_FILE := $(CURDIR)/lab/vault-password
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror bench-nat bench-nat-pool bench-runtime bench-capture
+.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror bench-nat bench-nat-pool bench-runtime bench-capture bench-gate
 
 setup:
 	@bash scripts/setup.sh
@@ -84,6 +84,12 @@ bench-nat:
 # backup's switches served again, NAT mode against proxy mode.
 bench-nat-pool:
 	python3 benchmarks/nat_pool.py --trials $(TRIALS)
+
+# What NAT mode's identity gate costs a connecting switch, against the same
+# switch with the gate stopped; converges the lab into NAT mode and back.
+ROUNDS ?= 5
+bench-gate:
+	python3 benchmarks/gate.py --rounds $(ROUNDS)
 
 # Run times of site.yml (converged), site.yml --check and the status view,
 # against a bare `ansible -m ping` of every lab host in the same run.
