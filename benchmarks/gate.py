@@ -36,7 +36,7 @@ import sys
 import time
 
 from failover import FRONT_VIP, ROOT, in_netns, labnet, run
-from nat_failover import BENCH_DPID, converge, settle
+from nat_failover import BENCH_DPID, converge, converge_back, settle
 
 sys.path.insert(0, str(ROOT / "sidecar"))
 from sdn_ha_mirror.emulator import answer
@@ -137,10 +137,7 @@ def main() -> int:
             f"| {name} | {summary(on)} | {summary(off)} | {statistics.median(costs):+.0f} µs"
             f" ({min(costs):+.0f}..{max(costs):+.0f}), {statistics.median(on) / statistics.median(off):.2f}x |"
         )
-    try:
-        converge("proxy")
-    except Exception as exc:
-        print(f"converging the lab back to proxy mode failed ({exc}); run site.yml again", file=sys.stderr)
+    converge_back()
     return 0
 
 

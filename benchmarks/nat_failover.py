@@ -157,6 +157,15 @@ def converge(mode: str) -> None:
             time.sleep(15)
 
 
+def converge_back() -> None:
+    """The lab back in proxy mode, after the results are printed: a failure
+    here is reported, not raised."""
+    try:
+        converge("proxy")
+    except Exception as exc:
+        print(f"converging the lab back to proxy mode failed ({exc}); run site.yml again", file=sys.stderr)
+
+
 def settle() -> str:
     """Both LBs up, one master; returns the active one."""
     wait(lambda: sorted(vrrp_state(lb) for lb in LBS) == ["BACKUP", "MASTER"], 90, "one MASTER and one BACKUP")
@@ -289,10 +298,7 @@ def main() -> int:
                     )
     finally:
         report(results, args.trials)  # before the lab is converged back: that may fail on its own
-        try:
-            converge("proxy")
-        except Exception as exc:
-            print(f"converging the lab back to proxy mode failed ({exc}); run site.yml again", file=sys.stderr)
+        converge_back()
     return 0
 
 
