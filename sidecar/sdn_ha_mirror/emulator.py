@@ -43,7 +43,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from .openflow import OFPT, Framer, FramingError, pack
+from .openflow import OFPT, Framer, FramingError, pack, type_name
 
 OFP13 = 0x04
 IP_FREEBIND = 15  # Linux; Python 3.11's socket module has no constant
@@ -136,7 +136,7 @@ class Switch:
             "local_port": self.local_port,
             "age": round(time.monotonic() - self.connected_at, 3) if self.connected_at else None,
             "sessions": self.sessions,
-            "received": {OFPT(k).name if k in OFPT._value2member_map_ else str(k): v for k, v in self.received.items()},
+            "received": {type_name(k): v for k, v in self.received.items()},
             "packet_ins": self.sent_packet_ins,
             "writes": self.writes,
             "first_message_at": self.first_message_at,

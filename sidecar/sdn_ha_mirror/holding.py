@@ -15,18 +15,38 @@ from collections.abc import Callable
 from .openflow import Message
 from .shadow import SwitchView, answer
 
+HOLD_LIMIT = 64  # requests held per master session at most
+HOLD_BYTES = 1 << 18  # and their bytes
+
 
 class Holding:
     def __init__(self, timeout: float, on_expire: Callable[[Message], None]):
         self.timeout = timeout
         self.on_expire = on_expire
         self._held: dict[int, Message] = {}
+        self._timers: dict[int, asyncio.TimerHandle] = {}
         self._keys = itertools.count()
+        self.bytes = 0
 
-    def hold(self, message: Message) -> None:
+    def hold(self, message: Message) -> bool:
+        """Hold the request; False when the holding is full (HOLD_LIMIT
+        requests or HOLD_BYTES bytes): the caller answers it at once."""
+        if len(self._held) >= HOLD_LIMIT or self.bytes + len(message.data) > HOLD_BYTES:
+            return False
         key = next(self._keys)
         self._held[key] = message
-        asyncio.get_running_loop().call_later(self.timeout, self._expire, key)
+        self.bytes += len(message.data)
+        self._timers[key] = asyncio.get_running_loop().call_later(self.timeout, self._expire, key)
+        return True
+
+    def _release(self, key: int) -> Message | None:
+        message = self._held.pop(key, None)
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        if message is not None:
+            self.bytes -= len(message.data)
+        return message
 
     def answerable(self, view: SwitchView) -> list[bytes]:
         """The replies for the held requests the view can answer now; those
@@ -35,18 +55,19 @@ class Holding:
         for key, message in list(self._held.items()):
             result = answer(view, message)
             if not result.unanswered:
-                del self._held[key]
+                self._release(key)
                 replies += result.replies
         return replies
 
     def clear(self) -> None:
         """The master's connection ended: its requests die with it."""
-        self._held.clear()
+        for key in list(self._held):
+            self._release(key)
 
     def __len__(self) -> int:
         return len(self._held)
 
     def _expire(self, key: int) -> None:
-        message = self._held.pop(key, None)
+        message = self._release(key)
         if message is not None:
             self.on_expire(message)

@@ -12,17 +12,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections import Counter
 from dataclasses import dataclass
 
 from .accounting import MirrorQueue
 from .holding import Holding
 from .identity import Bindings
-from .openflow import OFPT, Framer, FramingError, Message, pack
+from .openflow import OFPT, Framer, FramingError, Message, pack, type_name
 from .shadow import SwitchView, answer, unavailable
 
 log = logging.getLogger("sdn_ha_mirror")
 
 MASTER_WRITE_CHUNK = 1 << 16
+# Reconnects to the master back off from RETRY_MIN up to Settings'
+# master_retry_max, and start over only after a session that lasted
+# STABLE_SECONDS: a master that accepts and closes at once is not a busy loop.
+RETRY_MIN = 0.1
+STABLE_SECONDS = 10.0
+CONNECT_TIMEOUT = 5.0
+# A master that stops in the middle of a message for this long is gone.
+PARTIAL_TIMEOUT = 10.0
+# Audit lines of the master's would-be writes, per switch session and second
+# at most; the rest are summed up in one line (and every one is counted).
+AUDIT_LINES_PER_SECOND = 10
 MASTER_SNDBUF = 1 << 18
 # Copies wait this long to be written to the master together: one write per
 # batch instead of one per switch read, which the primary path pays for in CPU.
@@ -60,6 +72,10 @@ class MasterLink:
         self.writer: asyncio.StreamWriter | None = None
         self.holding = Holding(settings.hold_timeout, self._expired)
         self._copies = asyncio.Event()  # wakes the writer toward the master
+        self._audit_since = 0.0
+        self._audit_lines = 0
+        self._audit_quiet: Counter = Counter()  # writes not logged in this second, by type
+        self.connects = 0  # connections to the master that opened
 
     @property
     def deliverable(self) -> bool:
@@ -82,18 +98,20 @@ class MasterLink:
 
     async def run(self) -> None:
         await self.view_ready.wait()
-        delay = 0.1
+        loop = asyncio.get_running_loop()
+        delay = RETRY_MIN
         while True:
             try:
-                reader, writer = await asyncio.open_connection(*self.settings.master)
-            except OSError:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.settings.master), CONNECT_TIMEOUT)
+            except (OSError, TimeoutError):
                 if self.opening:
                     self.opening = False
                     self.queue.discard()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.settings.master_retry_max)
                 continue
-            delay = 0.1
+            opened = loop.time()
+            self.connects += 1
             sock = writer.get_extra_info("socket")
             if sock is not None:
                 # Bound what a stalled master can hold in the kernel; the queue
@@ -108,6 +126,8 @@ class MasterLink:
                 await self._answer(reader, writer)
             except (ConnectionError, OSError) as exc:
                 log.info("switch %s: master connection lost: %s", self.label, exc)
+            except TimeoutError:
+                log.warning("switch %s: the master stopped in a message for %.0f s", self.label, PARTIAL_TIMEOUT)
             except Exception:  # a bug must not end the link for good: log it, reconnect
                 log.exception("switch %s: master link failed", self.label)
                 await asyncio.sleep(self.settings.master_retry_max)
@@ -118,7 +138,11 @@ class MasterLink:
                 self.holding.clear()
                 self.queue.discard()
                 writer.close()
-            log.info("switch %s: master went away; reconnecting", self.label)
+            if loop.time() - opened >= STABLE_SECONDS:
+                delay = RETRY_MIN
+            log.info("switch %s: master went away; reconnecting in %.1f s", self.label, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.settings.master_retry_max)
 
     def flush(self) -> None:
         """Hand every queued copy to the master's transport, past its
@@ -156,7 +180,8 @@ class MasterLink:
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         framer = Framer()
-        while data := await reader.read(65536):
+        # No timeout between messages (a quiet master is fine); within one, PARTIAL_TIMEOUT.
+        while data := await asyncio.wait_for(reader.read(65536), PARTIAL_TIMEOUT if framer.pending else None):
             try:
                 messages = framer.feed(data)
             except FramingError as exc:
@@ -166,17 +191,39 @@ class MasterLink:
                 result = answer(self.view, message)
                 if result.swallowed:
                     self.queue.counters.swallowed_messages += 1
-                    log.info("audit: master would have sent %s (xid %d)", OFPT(message.type).name, message.xid)
-                elif result.unanswered:
-                    self.holding.hold(message)
+                    self._audit(message)
+                elif result.unanswered and not self.holding.hold(message):
+                    self._expired(message)  # the holding is full: an error at once
                 for reply in result.replies:
                     writer.write(reply)
             await writer.drain()
 
+    def _audit(self, message: Message) -> None:
+        """Log the master's would-be write, AUDIT_LINES_PER_SECOND at most;
+        the ones past that are summed up when the next second starts."""
+        now = asyncio.get_running_loop().time()
+        if now - self._audit_since >= 1.0:
+            if self._audit_quiet:
+                quiet = ", ".join(f"{n} {kind}" for kind, n in sorted(self._audit_quiet.items()))
+                log.info(
+                    "audit: switch %s: the master would also have sent %s (not logged one by one)", self.label, quiet
+                )
+            self._audit_since, self._audit_lines = now, 0
+            self._audit_quiet.clear()
+        if self._audit_lines < AUDIT_LINES_PER_SECOND:
+            self._audit_lines += 1
+            log.info("audit: master would have sent %s (xid %d)", type_name(message.type), message.xid)
+        else:
+            self._audit_quiet[type_name(message.type)] += 1
+
     def _expired(self, message: Message) -> None:
         self.queue.counters.unanswered_messages += 1
-        kind = OFPT(message.type).name if message.type in OFPT._value2member_map_ else message.type
-        log.info("switch %s: nothing cached for the master's %s (xid %d); sent an error", self.label, kind, message.xid)
+        log.info(
+            "switch %s: nothing cached for the master's %s (xid %d); sent an error",
+            self.label,
+            type_name(message.type),
+            message.xid,
+        )
         self._send([unavailable(self.view, message)])
 
     def _send(self, replies: list[bytes]) -> None:

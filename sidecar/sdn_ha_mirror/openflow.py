@@ -128,6 +128,14 @@ class Scanner:
         return len(self._tail)
 
 
+def type_name(kind: int) -> str:
+    """OFPT's name for a message type, or its number when OpenFlow 1.3 has none."""
+    try:
+        return OFPT(kind).name
+    except ValueError:
+        return str(kind)
+
+
 class Framer:
     """Cuts a TCP byte stream into whole OpenFlow messages, whatever the
     segment boundaries (a Scanner that reports every message)."""

@@ -46,6 +46,8 @@ from .openflow import OFPT, Framer, FramingError, pack
 from .reset import challenge, parse_resets
 
 log = logging.getLogger("sdn_ha_mirror.probe")
+
+HOOK_TIMEOUT = 30.0  # seconds the on-change command may take
 OFP13 = 0x04
 REFUSED = "connection refused"
 SLOW = "connected, but no HELLO"
@@ -212,7 +214,13 @@ async def watch(args: argparse.Namespace, backups: list[Target], last_resort: Ta
             if args.on_change:
                 write_assignment(args.assignment, assignment)
                 command = [*args.on_change.split(), *dead]
-                done = await asyncio.to_thread(subprocess.run, command, check=False, capture_output=True, text=True)
+                try:
+                    done = await asyncio.to_thread(
+                        subprocess.run, command, check=False, capture_output=True, text=True, timeout=HOOK_TIMEOUT
+                    )
+                except subprocess.TimeoutExpired:
+                    # Killed: a hung hook must not stall the prober while pgrep still sees it alive.
+                    done = subprocess.CompletedProcess(command, -1, "", f"no answer in {HOOK_TIMEOUT:.0f} s; killed")
                 ok = done.returncode == 0
                 if not ok:
                     log.error("%s exited with %d; trying again next round: %s", command, done.returncode, done.stderr)

@@ -12,6 +12,14 @@ from .openflow import HEADER_LEN, OFPT, Message, multipart_type, pack
 
 OFPMP_DESC = 0
 OFPMP_PORT_DESC = 13
+OFPMP_EXPERIMENTER = 0xFFFF
+# The multipart kinds OpenFlow 1.0-1.5 define (0-19, and EXPERIMENTER): the
+# only ones the view keeps, so a switch cannot grow it with kinds of its own.
+MULTIPART_KINDS = frozenset(range(20)) | {OFPMP_EXPERIMENTER}
+# The most bytes of replies a view keeps; a reply that would go past it is
+# not kept (the master's request for it gets an error, as for any reply
+# nothing is cached for).
+VIEW_LIMIT = 1 << 19
 OFPET_BAD_REQUEST = 1
 OFPBRC_BAD_TYPE = 1
 OFPBRC_BAD_MULTIPART = 2
@@ -47,6 +55,7 @@ class SwitchView:
     config: bytes | None = None
     multipart: dict[int, bytes] = field(default_factory=dict)
     generation: int = 0  # bumped whenever a shared part changes
+    refused: int = 0  # replies not kept: an unknown kind, or past VIEW_LIMIT
 
     def learn(self, message: Message) -> None:
         """Keep a switch->controller reply; the primary session negotiated the version."""
@@ -68,10 +77,22 @@ class SwitchView:
                 self.generation += 1
         elif message.type == OFPT.MULTIPART_REPLY:
             kind = multipart_type(message)
-            if kind is not None:
-                if kind in self.SHARED_MULTIPART and self.multipart.get(kind) != message.data:
-                    self.generation += 1
-                self.multipart[kind] = message.data
+            if kind is None:
+                return
+            if (
+                kind not in MULTIPART_KINDS
+                or self.size - len(self.multipart.get(kind, b"")) + len(message.data) > VIEW_LIMIT
+            ):
+                self.refused += 1
+                return
+            if kind in self.SHARED_MULTIPART and self.multipart.get(kind) != message.data:
+                self.generation += 1
+            self.multipart[kind] = message.data
+
+    @property
+    def size(self) -> int:
+        """The bytes of replies the view keeps."""
+        return len(self.features or b"") + len(self.config or b"") + sum(map(len, self.multipart.values()))
 
     @property
     def ready(self) -> bool:

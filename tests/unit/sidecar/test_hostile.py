@@ -1,0 +1,132 @@
+"""The master link and the switch's view against a hostile peer: every
+store is bounded, a master that misbehaves costs a bounded amount of work,
+and its would-be writes cannot flood the log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+
+from sdn_ha_mirror import master as master_module
+from sdn_ha_mirror.accounting import MirrorQueue
+from sdn_ha_mirror.holding import HOLD_LIMIT, Holding
+from sdn_ha_mirror.master import AUDIT_LINES_PER_SECOND, MasterLink, Settings
+from sdn_ha_mirror.openflow import OFPT, Framer, Message, pack
+from sdn_ha_mirror.shadow import VIEW_LIMIT, SwitchView
+
+
+def multipart_reply(kind: int, body: bytes, xid: int = 1) -> Message:
+    data = pack(4, OFPT.MULTIPART_REPLY, xid, struct.pack("!HH4x", kind, 0) + body)
+    return Framer().feed(data)[0]
+
+
+def ready_view() -> SwitchView:
+    view = SwitchView()
+    for message in Framer().feed(
+        pack(4, OFPT.HELLO, 1)
+        + pack(4, OFPT.FEATURES_REPLY, 2, (1).to_bytes(8, "big") + bytes(16))
+        + pack(4, OFPT.MULTIPART_REPLY, 3, struct.pack("!HH4x", 13, 0) + bytes(64))
+    ):
+        view.learn(message)
+    assert view.ready
+    return view
+
+
+def test_a_switch_cannot_grow_its_view_with_kinds_of_its_own():
+    view = ready_view()
+    for kind in range(1 << 16):
+        view.learn(multipart_reply(kind, bytes(16)))
+    assert len(view.multipart) <= 21  # the kinds OpenFlow defines, and EXPERIMENTER
+    assert view.refused >= (1 << 16) - 21
+
+
+def test_a_view_keeps_at_most_view_limit_bytes():
+    view = ready_view()
+    for kind in range(20):
+        view.learn(multipart_reply(kind, bytes(60000)))
+    assert view.size <= VIEW_LIMIT and view.refused > 0
+    assert 13 in view.multipart  # what it kept stays answerable
+
+
+def test_the_holding_is_bounded_and_clearing_it_cancels_its_timers():
+    expired = []
+
+    async def run():
+        holding = Holding(0.05, expired.append)
+        request = Framer().feed(pack(4, OFPT.MULTIPART_REQUEST, 1, struct.pack("!HH4x", 1, 0) + bytes(40)))[0]
+        held = [holding.hold(request) for _ in range(1000)]
+        assert held.count(True) == HOLD_LIMIT and len(holding) == HOLD_LIMIT
+        holding.clear()
+        assert len(holding) == 0 and holding.bytes == 0
+        await asyncio.sleep(0.1)
+
+    asyncio.run(run())
+    assert expired == []  # the cleared requests' timers never fired
+
+
+async def link_against(handle, seconds: float, **settings) -> MasterLink:
+    """A master link (its view ready) against a master played by `handle`,
+    for `seconds`."""
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    view = ready_view()
+    link = MasterLink(
+        Settings(master=server.sockets[0].getsockname()[:2], **settings), view, MirrorQueue(1 << 20), "test"
+    )
+    link.view_changed()
+    task = asyncio.get_running_loop().create_task(link.run())
+    await asyncio.sleep(seconds)
+    task.cancel()
+    server.close()
+    return link
+
+
+def test_a_master_that_accepts_and_closes_at_once_is_retried_with_backoff():
+    async def slam(reader, writer):
+        writer.close()
+
+    link = asyncio.run(link_against(slam, 2.0))
+    # 0.1 + 0.2 + 0.4 + 0.8 s of waiting fit in 2 s: 4 or 5 connections (before: thousands).
+    assert 2 <= link.connects <= 6, link.connects
+
+
+def test_a_master_that_stops_in_the_middle_of_a_message_is_given_up(monkeypatch):
+    monkeypatch.setattr(master_module, "PARTIAL_TIMEOUT", 0.3)
+
+    async def stall(reader, writer):
+        writer.write(pack(4, OFPT.HELLO, 1) + pack(4, OFPT.ECHO_REQUEST, 2, bytes(100))[:20])
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    link = asyncio.run(link_against(stall, 1.2))
+    assert link.connects >= 2
+
+
+def test_requests_past_the_holding_are_answered_with_errors_at_once():
+    got = []
+
+    async def flood(reader, writer):
+        request = pack(4, OFPT.MULTIPART_REQUEST, 7, struct.pack("!HH4x", 1, 0) + bytes(40))  # FLOW stats: not cached
+        writer.write(pack(4, OFPT.HELLO, 1) + request * 1000)
+        await writer.drain()
+        framer = Framer()
+        while data := await reader.read(65536):
+            got.extend(m.type for m in framer.feed(data))
+
+    link = asyncio.run(link_against(flood, 0.5, hold_timeout=30))
+    assert len(link.holding) <= HOLD_LIMIT
+    assert got.count(OFPT.ERROR) >= 1000 - HOLD_LIMIT
+    assert link.queue.counters.unanswered_messages >= 1000 - HOLD_LIMIT
+
+
+def test_the_masters_writes_are_counted_each_but_logged_at_a_bounded_rate(caplog):
+    async def writes(reader, writer):
+        writer.write(pack(4, OFPT.HELLO, 1) + pack(4, OFPT.FLOW_MOD, 8, bytes(48)) * 5000)
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    with caplog.at_level(logging.INFO, logger="sdn_ha_mirror"):
+        link = asyncio.run(link_against(writes, 0.5))
+    assert link.queue.counters.swallowed_messages == 5000
+    audit = [r for r in caplog.records if r.getMessage().startswith("audit: master would have sent")]
+    assert len(audit) <= 2 * AUDIT_LINES_PER_SECOND
