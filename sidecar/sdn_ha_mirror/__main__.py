@@ -33,7 +33,7 @@ from .accounting import Counters
 from .capture import Capture, CaptureStats, PacketRing
 from .identity import Bindings
 from .master import Settings
-from .relay import start_server
+from .relay import SwitchSession, start_server
 from .shadow import SwitchView
 from .sync import MIN_KEY, PeerSync, load_views, save_views
 from .tap import Tap
@@ -105,6 +105,8 @@ class Registry:
         lines += metric("gauge", "sessions", len(self.live))
         lines += metric("gauge", "master_connected", sum(s.master_ready.is_set() for s in self.live))
         lines += metric("counter", "sessions_opened_total", self.sessions_total)
+        if self.capture is None:
+            lines += metric("counter", "sessions_refused_total", SwitchSession.refused)
         if self.capture is not None:
             for f in fields(CaptureStats):
                 lines += metric("counter", f"capture_{f.name}_total", getattr(self.capture.stats, f.name))
@@ -255,6 +257,7 @@ async def serve(args: argparse.Namespace) -> None:
         hold_timeout=args.hold_timeout,
         switch_timeout=args.switch_timeout,
         bindings=bindings(args),
+        max_sessions=args.max_sessions,
     )
     registry = Registry()
     registry.bindings = settings.bindings
@@ -342,6 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queue-limit", type=int, default=1 << 20, help="bytes of copies held per session")
     parser.add_argument("--hold-timeout", type=float, default=5.0, help="seconds a master request waits for the cache")
     parser.add_argument("--switch-timeout", type=float, default=15.0, help="seconds before a silent switch is gone")
+    parser.add_argument("--max-sessions", type=int, default=4096, help="relayed switch sessions at once, at most")
     parser.add_argument("--capture", metavar="IFACE", help="take kernel copies from IFACE instead of relaying")
     parser.add_argument("--capture-buffer", type=int, default=32 << 20, help="bytes of the copies ring")
     parser.add_argument(

@@ -56,6 +56,10 @@ class Settings:
     # Which datapath ids each switch address may claim (identity.py); None:
     # any (no --bindings).
     bindings: Bindings | None = None
+    # Relayed switch sessions at once, at most (each holds three sockets:
+    # the switch, the primary path, the master); past it, a new one is
+    # closed at once, counted.
+    max_sessions: int = 4096
 
 
 class MasterLink:

@@ -25,6 +25,7 @@ import logging
 import socket
 import ssl
 import struct
+import time
 from collections.abc import Callable
 
 from .identity import Gate
@@ -141,6 +142,9 @@ class SwitchSession:
     """Everything about one relayed switch connection."""
 
     _ids = itertools.count(1)
+    live = 0  # relayed sessions open in this process
+    refused = 0  # sessions closed at once: max_sessions were open
+    _refusal_logged = 0.0
 
     def __init__(
         self,
@@ -158,6 +162,7 @@ class SwitchSession:
         self.switch.peer, self.primary.peer = self.primary, self.switch
         self.closed = asyncio.Event()
         self.header_sent = False  # the PROXY header is on the primary path: the switch's bytes may follow
+        self.counted = False  # one of SwitchSession.live
         self._tasks: list[asyncio.Task] = []
 
     @property
@@ -177,6 +182,22 @@ class SwitchSession:
         transport = self.switch.transport
         transport.pause_reading()
         self.peer = transport.get_extra_info("peername")[:2]
+        if SwitchSession.live >= self.settings.max_sessions:
+            SwitchSession.refused += 1
+            now = time.monotonic()
+            if now - SwitchSession._refusal_logged >= 1.0:  # one line a second, however many come
+                SwitchSession._refusal_logged = now
+                log.warning(
+                    "switch %s: %d sessions open, the most allowed; closed (%d so far)",
+                    self.peer,
+                    SwitchSession.live,
+                    SwitchSession.refused,
+                )
+            self.closed.set()
+            transport.close()
+            return
+        SwitchSession.live += 1
+        self.counted = True
         self.tap.label = str(self.peer)
         if self.tap.link:
             self.tap.link.label = self.tap.label
@@ -211,6 +232,8 @@ class SwitchSession:
         if self.closed.is_set():
             return
         self.closed.set()
+        if self.counted:
+            SwitchSession.live -= 1
         for pipe in (self.switch, self.primary):
             if pipe.transport is not None:
                 pipe.transport.close()

@@ -130,3 +130,34 @@ def test_the_masters_writes_are_counted_each_but_logged_at_a_bounded_rate(caplog
     assert link.queue.counters.swallowed_messages == 5000
     audit = [r for r in caplog.records if r.getMessage().startswith("audit: master would have sent")]
     assert len(audit) <= 2 * AUDIT_LINES_PER_SECOND
+
+
+def test_sessions_past_max_sessions_are_closed_at_once_and_counted():
+    from sdn_ha_mirror.relay import SwitchSession, start_server
+
+    from .test_relay import Primary
+
+    async def run():
+        primary = Primary()
+        primary_server = await asyncio.start_server(primary.handle, "127.0.0.1", 0)
+        settings = Settings(primary=primary_server.sockets[0].getsockname()[:2], max_sessions=2)
+        relay = await start_server(settings, host="127.0.0.1", port=0)
+        where = relay.sockets[0].getsockname()[:2]
+        refused_before, ended = SwitchSession.refused, []
+        clients = [await asyncio.open_connection(*where) for _ in range(3)]
+        await asyncio.sleep(0.2)
+        for reader, _writer in clients:
+            try:
+                ended.append(await asyncio.wait_for(reader.read(1 << 16), 0.3) == b"")
+            except TimeoutError:
+                ended.append(False)
+        for _, writer in clients:
+            writer.close()
+        await asyncio.sleep(0.1)
+        relay.close()
+        primary_server.close()
+        return ended, SwitchSession.refused - refused_before, SwitchSession.live
+
+    ended, refused, live = asyncio.run(run())
+    assert ended == [False, False, True] and refused == 1
+    assert live == 0  # every session that opened was counted out again
