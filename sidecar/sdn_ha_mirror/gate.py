@@ -9,10 +9,13 @@ as the relay of proxy mode, and answers each packet:
 
 - accept: the bytes are checked and may go on;
 - prove: the controller's handshake is over with a datapath id bound to the
-  switch's address. The packet goes on with the mark `--proven`, the
-  identity table moves it to the connection, and from then on the kernel
-  forwards the session without asking (conntrackd copies the mark to the
-  other LB, so a takeover asks nothing either);
+  switch's address, and the controller acknowledged its last byte (the
+  rules queue the controllers' packets of unproven sessions too, from the
+  control segment's interface, and the gate never holds those back). The
+  packet goes on with the mark `--proven`, the identity table moves it to
+  the connection, and from then on the kernel forwards the session without
+  asking (conntrackd copies the mark to the other LB, so a takeover asks
+  nothing either);
 - refuse: the packet goes on with the mark `--refused`, the identity table
   moves it to the connection and drops the packet and everything after it,
   and the gate sends the switch a reset from the front VIP. The backup never
@@ -63,10 +66,11 @@ NFQNL_CFG_CMD_BIND = 1
 NFQNL_COPY_PACKET = 2
 NF_DROP, NF_ACCEPT = 0, 1
 
-SYN, FIN_, RST_FLAG, ACK_FLAG = 0x02, 0x01, 0x04, 0x10
+SYN, RST_FLAG, ACK_FLAG, URG = 0x02, 0x04, 0x10, 0x20
 MAX_FLOWS = 4096  # streams followed at once; the oldest is refused past this
 FORGOTTEN = 65536  # streams remembered as refused or proven
 HANDSHAKE_TIMEOUT = 30.0  # seconds a stream may take to prove itself
+STREAM_LIMIT = 1 << 19  # bytes of a stream the gate keeps until the controller acknowledges its handshake
 
 
 def attribute(kind: int, payload: bytes) -> bytes:
@@ -85,7 +89,7 @@ def attributes(data: bytes) -> dict[int, bytes]:
         size, kind = struct.unpack_from("=HH", data, offset)
         if size < 4:
             break
-        found[kind & 0x7FFF] = data[offset + 4 : offset + size]
+        found[kind & 0x3FFF] = data[offset + 4 : offset + size]  # NLA_TYPE_MASK
         offset += (size + 3) & ~3
     return found
 
@@ -154,6 +158,7 @@ class Flow:
     base: int  # the sequence number of the stream's first byte
     started: float
     passed: bytearray = field(default_factory=bytearray)  # what the gate let through, byte for byte
+    end: int | None = None  # the handshake was checked through this byte: proven once the controller acknowledges it
 
 
 ACCEPT, PROVE, REFUSE, DROP = "accept", "prove", "refuse", "drop"
@@ -170,8 +175,9 @@ class Counts:
 class Streams:
     """Every switch stream the gate follows, and the answer for each packet."""
 
-    def __init__(self, bindings: Bindings, adopt_until: float, clock=time.monotonic) -> None:
+    def __init__(self, bindings: Bindings, adopt_until: float, vip: str, clock=time.monotonic) -> None:
         self.bindings = bindings
+        self.vip = vip  # packets to it are the switches'; the others, the controllers' replies
         self.adopt_until = adopt_until
         self.clock = clock
         self.flows: OrderedDict[tuple, Flow] = OrderedDict()
@@ -189,10 +195,20 @@ class Streams:
         return answer
 
     def answer(self, segment: Segment) -> str:
+        if segment.destination != self.vip:
+            return self._reply(segment)
         key, now = segment.key, self.clock()
         if segment.flags & SYN and not segment.flags & ACK_FLAG:
             if segment.payload:
                 return DROP  # data on a SYN (TCP Fast Open): the switch sends it again after the handshake
+            flow = self.flows.get(key)
+            if flow is not None and (flow.passed or flow.gate.seen):
+                # conntrack passes a SYN on an established connection; the
+                # controller's TCP keeps its stream, so the gate keeps its own.
+                log.warning("switch %s sent a SYN in the middle of its session; refused", flow.gate.label)
+                return self._finish(key, REFUSE)
+            if flow is not None and flow.base == segment.seq + 1:
+                return ACCEPT  # the same SYN again
             self.done.pop(key, None)
             self.flows[key] = Flow(
                 Gate(self.bindings, segment.source, f"{segment.source}:{segment.sport}"), segment.seq + 1, now
@@ -205,6 +221,8 @@ class Streams:
             return ACCEPT
         if key in self.done:
             return self.done[key]
+        if segment.flags & RST_FLAG:
+            return ACCEPT  # the controller's TCP reads no payload on a reset: neither does the gate
         flow = self.flows.get(key)
         if flow is None:
             if segment.flags & RST_FLAG or not segment.payload:
@@ -219,6 +237,11 @@ class Streams:
             return self._finish(key, REFUSE)
         if not segment.payload:
             return ACCEPT
+        if segment.flags & URG:
+            # Without SO_OOBINLINE the controller's TCP takes the urgent byte
+            # out of the stream it reads; no switch sends urgent data.
+            log.warning("switch %s sent urgent data; refused", flow.gate.label)
+            return self._finish(key, REFUSE)
         start = (segment.seq - flow.base) & 0xFFFFFFFF
         if start > len(flow.passed):
             if start < 1 << 31:  # ahead of what came: a gap
@@ -234,9 +257,29 @@ class Streams:
             return ACCEPT
         if not flow.gate.feed(new):
             return self._finish(key, REFUSE)
-        if flow.gate.over:
-            return self._finish(key, PROVE)
         flow.passed += new
+        if len(flow.passed) > STREAM_LIMIT:
+            log.warning(
+                "switch %s: %d bytes and its handshake not acknowledged; refused", flow.gate.label, STREAM_LIMIT
+            )
+            return self._finish(key, REFUSE)
+        if flow.gate.over and flow.end is None:
+            flow.end = len(flow.passed)
+        return ACCEPT
+
+    def _reply(self, segment: Segment) -> str:
+        """A controller's packet to a switch, never held back. The session is
+        proven once the controller acknowledges the last byte of the
+        handshake the gate checked: its TCP then holds exactly those bytes
+        (a segment it threw away, for a stale timestamp or an ACK of data it
+        never sent, would have been sent again, and checked against them)."""
+        key = (segment.destination, segment.dport, self.vip, segment.sport)
+        flow = self.flows.get(key)
+        if flow is None or flow.end is None or not segment.flags & ACK_FLAG:
+            return ACCEPT
+        acknowledged = (segment.ack - flow.base) & 0xFFFFFFFF
+        if flow.end <= acknowledged < 1 << 31:
+            return self._finish(key, PROVE)
         return ACCEPT
 
     def expire(self) -> None:
@@ -310,7 +353,7 @@ def reset(segment: Segment) -> None:
 
 def run(args: argparse.Namespace) -> None:
     bindings = Bindings(args.bindings)
-    streams = Streams(bindings, time.monotonic() + args.adopt)
+    streams = Streams(bindings, time.monotonic() + args.adopt, args.vip)
     queue = Queue(args.queue)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
@@ -339,6 +382,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sdn_ha_mirror.gate", description=__doc__.splitlines()[0])
     parser.add_argument("--queue", type=int, required=True, help="the NFQUEUE number the table queues to")
     parser.add_argument("--bindings", required=True, metavar="PATH", help="JSON: switch address -> datapath ids")
+    parser.add_argument("--vip", required=True, help="the front VIP: packets to it are the switches'")
     parser.add_argument("--proven", type=lambda t: int(t, 0), required=True, help="the packet mark of a proven session")
     parser.add_argument("--refused", type=lambda t: int(t, 0), required=True, help="the packet mark of a refused one")
     parser.add_argument(

@@ -62,28 +62,37 @@ class Bindings:
 
 
 GATE_LIMIT = 1 << 16  # bytes a switch may send before its FEATURES_REPLY
-HANDSHAKE_LIMIT = 1 << 20  # bytes a switch may send before the handshake is over
+HANDSHAKE_LIMIT = 1 << 18  # bytes a switch may send before the handshake is over
+
+
+OFP13 = 4  # the OpenFlow version the controllers speak (Faucet: 1.3 only)
+PORT_DESC = b"\x00\x0d"  # ofp_multipart_reply.type OFPMP_PORT_DESC
 
 
 class Gate:
     """One switch's stream, checked from its first byte until the
     controller's handshake is over.
 
-    Each FEATURES_REPLY must claim a datapath id bound to the switch's
-    address, the same one each time (a controller in its handshake takes the
-    last one it got). The handshake is over, for os-ken and so Faucet, with
-    the first FEATURES_REPLY in OpenFlow 1.0-1.2 and with the last part of
-    the switch's PORT_DESC reply from 1.3 on; after it a FEATURES_REPLY is
-    ignored, and nothing more is checked.
+    The stream must look as the controller reads it: a HELLO first (os-ken
+    ignores anything before one), then only messages of the version the
+    controllers speak (os-ken parses a message by its own version byte, so a
+    FEATURES_REPLY of another version would reach it too). Each
+    FEATURES_REPLY must claim a datapath id bound to the switch's address,
+    the same one each time (a controller in its handshake takes the last one
+    it got). The handshake is over, for os-ken and so Faucet in OpenFlow 1.3,
+    with the last part of the switch's PORT_DESC reply after a proven
+    FEATURES_REPLY: the controller is then in its main state, where a
+    FEATURES_REPLY is ignored, and nothing more is checked.
 
     A message is checked when its last byte comes, so bytes may go on as
     they come: the controller acts on no message before it has all of it,
     and the bytes that would complete a refused claim never go on."""
 
-    def __init__(self, bindings: Bindings, address: str, label: str | None = None) -> None:
-        self.bindings, self.address, self.label = bindings, address, label or address
+    def __init__(self, bindings: Bindings, address: str, label: str | None = None, version: int = OFP13) -> None:
+        self.bindings, self.address, self.label, self.version = bindings, address, label or address, version
         self.partial = bytearray()  # the start of a message whose end has not come yet
         self.datapath_id: int | None = None  # the id the switch proved
+        self.hello = False  # the stream began with a HELLO
         self.seen = 0  # bytes of the stream so far
         self.over = False  # the handshake is over: everything may go on
         self.refusal = ""  # why the session was refused
@@ -101,15 +110,26 @@ class Gate:
         self.seen += len(data)
         offset, size = 0, len(buffer)
         while size - offset >= 8:
+            version, kind = buffer[offset], buffer[offset + 1]
             length = int.from_bytes(buffer[offset + 2 : offset + 4], "big")
-            if length < 8 or not 1 <= buffer[offset] <= 6:  # OpenFlow 1.0 to 1.5
+            if length < 8 or not 1 <= version <= 6:  # OpenFlow 1.0 to 1.5
                 return self._refuse("sent bytes that are not OpenFlow")
+            if not self.hello and kind != OFPT.HELLO:
+                return self._refuse(f"sent message type {kind} before its HELLO")
+            if self.hello and version != self.version:
+                return self._refuse(f"sent an OpenFlow {version:#x} message in a {self.version:#x} handshake")
             if size - offset < length:
                 break
-            kind = buffer[offset + 1]
+            self.hello = True
             if kind == OFPT.FEATURES_REPLY and not self._proven(bytes(buffer[offset : offset + length])):
                 return False
-            if self.datapath_id is not None and self._handshake_over(buffer, offset, length, kind):
+            if (
+                self.datapath_id is not None
+                and kind == OFPT.MULTIPART_REPLY
+                and length >= 16
+                and buffer[offset + 8 : offset + 10] == PORT_DESC
+                and not buffer[offset + 11] & 1  # not OFPMPF_REPLY_MORE
+            ):
                 self.over = True
                 self.partial = bytearray()
                 return True
@@ -120,17 +140,6 @@ class Gate:
         if self.seen > HANDSHAKE_LIMIT:
             return self._refuse(f"sent {self.seen} bytes and did not end its handshake")
         return True
-
-    @staticmethod
-    def _handshake_over(buffer: bytearray, start: int, length: int, kind: int) -> bool:
-        """Whether the message at `start` ends the controller's handshake
-        (the switch's id already proven)."""
-        if buffer[start] < 4:  # OpenFlow 1.0-1.2: the features carried the ports
-            return kind == OFPT.FEATURES_REPLY
-        # ofp_multipart_reply: type PORT_DESC (13), and not OFPMPF_REPLY_MORE
-        if kind != OFPT.MULTIPART_REPLY or length < 16:
-            return False
-        return buffer[start + 8 : start + 10] == b"\x00\x0d" and not buffer[start + 11] & 1
 
     def _proven(self, message: bytes) -> bool:
         """Whether the datapath id this FEATURES_REPLY claims is bound to the

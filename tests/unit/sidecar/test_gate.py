@@ -29,11 +29,24 @@ SWITCH, IMPOSTOR, VIP = "198.18.1.10", "198.18.1.100", "198.18.2.100"
 ISN = 0xFFFFFF00  # the stream's numbers wrap past 2**32 on the way
 
 
-def packet(seq: int, payload: bytes = b"", flags: int = 0x18, source: str = SWITCH, ack: int = 7) -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", 40000, 6653, seq & 0xFFFFFFFF, ack, 5 << 4, flags, 0xFFFF, 0, 0)
+BACKUP = "198.18.3.22"
+
+
+def packet(
+    seq: int, payload: bytes = b"", flags: int = 0x18, source: str = SWITCH, ack: int = 7, reply: bool = False
+) -> bytes:
+    """A switch's segment to the VIP; with `reply`, the backup's to the switch."""
+    ports = (6653, 40000) if reply else (40000, 6653)
+    tcp = struct.pack("!HHIIBBHHH", *ports, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 0xFFFF, 0, 0)
     total = 20 + len(tcp) + len(payload)
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0, 64, 6, 0, socket.inet_aton(source), socket.inet_aton(VIP))
+    addresses = (BACKUP, source) if reply else (source, VIP)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 1, 0, 64, 6, 0, *map(socket.inet_aton, addresses))
     return ip + tcp + payload
+
+
+def acknowledged(streams, through: int) -> str:
+    """The backup's answer to the switch, acknowledging `through` bytes of its stream."""
+    return streams.answer(parse(packet(99, flags=0x10, reply=True, ack=ISN + 1 + through)))
 
 
 class Clock:
@@ -48,7 +61,7 @@ class Clock:
 def streams(tmp_path):
     path = tmp_path / "bindings.json"
     path.write_text(json.dumps({SWITCH: ["0x1"], IMPOSTOR: ["0x1000"]}))
-    return Streams(Bindings(str(path)), adopt_until=0.0, clock=Clock())
+    return Streams(Bindings(str(path)), adopt_until=0.0, vip=VIP, clock=Clock())
 
 
 def features(dpid: int) -> bytes:
@@ -69,10 +82,24 @@ def feed(streams: Streams, chunks: list[bytes], source: str = SWITCH) -> list[st
     return answers
 
 
-def test_a_bound_switch_is_proven_when_its_handshake_ends(streams):
-    answers = feed(streams, [pack(4, OFPT.HELLO, 1), features(0x1), port_desc(more=True), port_desc()])
-    assert answers == [ACCEPT, ACCEPT, ACCEPT, PROVE]
+def test_a_bound_switch_is_proven_once_the_controller_acknowledges_its_handshake(streams):
+    chunks = [pack(4, OFPT.HELLO, 1), features(0x1), port_desc(more=True), port_desc()]
+    assert feed(streams, chunks) == [ACCEPT] * 4
+    end = sum(map(len, chunks))
+    assert acknowledged(streams, end - 1) == ACCEPT  # not all of it yet
+    assert acknowledged(streams, end) == PROVE
     assert streams.counts.proven == 1 and not streams.flows
+
+
+def test_a_handshake_the_controller_threw_away_cannot_be_replaced(streams):
+    """The controller's TCP may drop a segment the gate let through (a stale
+    timestamp, an ACK of data it never sent): until it acknowledges the
+    handshake, the bytes sent again must be the same."""
+    hello, last = pack(4, OFPT.HELLO, 1), port_desc()
+    assert feed(streams, [hello, features(0x1), last]) == [ACCEPT] * 3
+    assert acknowledged(streams, len(hello)) == ACCEPT
+    forged = features(0x1000)  # the claim, where the controller has nothing yet
+    assert streams.answer(parse(packet(ISN + 1 + len(hello), forged))) == REFUSE
 
 
 def test_a_claim_from_another_switch_address_is_refused_at_its_last_byte(streams):
@@ -108,20 +135,21 @@ def test_a_gap_is_dropped_and_the_stream_goes_on(streams):
     assert streams.counts.gaps == 1
     # The switch sends it all again, overlapping what passed.
     assert streams.answer(parse(packet(ISN + 1, hello + claim))) == ACCEPT
-    assert streams.answer(parse(packet(ISN + 1 + len(hello + claim), port_desc()))) == PROVE
+    assert streams.answer(parse(packet(ISN + 1 + len(hello + claim), port_desc()))) == ACCEPT
+    assert acknowledged(streams, len(hello + claim + port_desc())) == PROVE
 
 
 def test_a_stream_the_gate_did_not_see_begin(streams):
     late = parse(packet(ISN + 500, pack(4, OFPT.ECHO_REQUEST, 3)))
     assert streams.answer(parse(packet(ISN + 500, b"", flags=0x10))) == ACCEPT  # a bare ACK carries nothing
     assert streams.answer(late) == REFUSE
-    young = Streams(streams.bindings, adopt_until=streams.clock() + 15, clock=streams.clock)
+    young = Streams(streams.bindings, adopt_until=streams.clock() + 15, vip=VIP, clock=streams.clock)
     assert young.answer(late) == PROVE and young.counts.adopted == 1 and young.counts.proven == 0
 
 
 def test_a_switch_that_never_says_who_it_is_is_refused(streams):
     echo = pack(4, OFPT.ECHO_REQUEST, 1, bytes(1000))
-    answers = feed(streams, [echo] * (GATE_LIMIT // len(echo) + 2))
+    answers = feed(streams, [pack(4, OFPT.HELLO, 1)] + [echo] * (GATE_LIMIT // len(echo) + 2))
     assert answers[-1] == REFUSE and answers[0] == ACCEPT
 
 
@@ -154,3 +182,38 @@ def test_parse_reads_the_segment():
     assert (segment.source, segment.sport, segment.destination, segment.dport) == (SWITCH, 40000, VIP, 6653)
     assert segment.seq == ISN and segment.ack == 99 and segment.payload == b"abc"
     assert parse(b"\x45" + bytes(10)) is None
+
+
+def test_the_stream_must_begin_with_a_hello(streams):
+    """os-ken ignores what comes before a HELLO, so a handshake played
+    before it would end the check and let the real claim through after."""
+    assert feed(streams, [features(0x1) + port_desc()]) == [REFUSE]
+
+
+def test_a_message_of_another_version_is_refused(streams):
+    """os-ken parses each message by its own version: an OpenFlow 1.0
+    FEATURES_REPLY in a 1.3 handshake would reach it, and must not end the check."""
+    old = pack(1, OFPT.FEATURES_REPLY, 100, (0x1).to_bytes(8, "big") + bytes(16))
+    assert feed(streams, [pack(4, OFPT.HELLO, 1), old]) == [ACCEPT, REFUSE]
+
+
+def test_a_second_syn_after_data_is_refused(streams):
+    """conntrack lets a SYN through on an established connection: it must
+    not start the gate's copy of the stream over."""
+    hello = pack(4, OFPT.HELLO, 1)
+    assert feed(streams, [hello]) == [ACCEPT]
+    assert streams.answer(parse(packet(ISN, flags=0x02))) == REFUSE
+    # Before any data, a SYN sent again is only that.
+    assert streams.answer(parse(packet(ISN + 7, flags=0x02, source=IMPOSTOR))) == ACCEPT
+    assert streams.answer(parse(packet(ISN + 7, flags=0x02, source=IMPOSTOR))) == ACCEPT
+
+
+def test_urgent_data_is_refused_and_a_resets_payload_is_not_read(streams):
+    """The controller's TCP takes an urgent byte out of the stream, and drops
+    a reset's payload: either would make its stream differ from the gate's."""
+    hello = pack(4, OFPT.HELLO, 1)
+    assert feed(streams, [hello]) == [ACCEPT]
+    claim = features(0x1000)
+    assert streams.answer(parse(packet(ISN + 1 + len(hello), claim, flags=0x14))) == ACCEPT  # RST: not read
+    assert streams.flows[parse(packet(ISN, flags=0x02)).key].passed == bytearray(hello)
+    assert streams.answer(parse(packet(ISN + 1 + len(hello), claim, flags=0x38))) == REFUSE  # URG
