@@ -204,21 +204,31 @@ class MasterLink:
 
     def _audit(self, message: Message) -> None:
         """Log the master's would-be write, AUDIT_LINES_PER_SECOND at most;
-        the ones past that are summed up when the next second starts."""
-        now = asyncio.get_running_loop().time()
+        the ones past that are summed up in one line when the second ends,
+        so that the log still accounts for every one."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         if now - self._audit_since >= 1.0:
-            if self._audit_quiet:
-                quiet = ", ".join(f"{n} {kind}" for kind, n in sorted(self._audit_quiet.items()))
-                log.info(
-                    "audit: switch %s: the master would also have sent %s (not logged one by one)", self.label, quiet
-                )
+            self._audit_flush()
             self._audit_since, self._audit_lines = now, 0
-            self._audit_quiet.clear()
         if self._audit_lines < AUDIT_LINES_PER_SECOND:
             self._audit_lines += 1
             log.info("audit: master would have sent %s (xid %d)", type_name(message.type), message.xid)
-        else:
-            self._audit_quiet[type_name(message.type)] += 1
+            return
+        if not self._audit_quiet:
+            loop.call_later(max(0.0, self._audit_since + 1.0 - now), self._audit_flush)
+        self._audit_quiet[type_name(message.type)] += 1
+
+    def _audit_flush(self) -> None:
+        if self._audit_quiet:
+            kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(self._audit_quiet.items()))
+            log.info(
+                "audit: master would have sent %d more writes (%s) in that second, not logged each (switch %s)",
+                sum(self._audit_quiet.values()),
+                kinds,
+                self.label,
+            )
+            self._audit_quiet.clear()
 
     def _expired(self, message: Message) -> None:
         self.queue.counters.unanswered_messages += 1
