@@ -225,7 +225,7 @@ class Streams:
             return ACCEPT  # the controller's TCP reads no payload on a reset: neither does the gate
         flow = self.flows.get(key)
         if flow is None:
-            if segment.flags & RST_FLAG or not segment.payload:
+            if not segment.payload:
                 return ACCEPT
             if now < self.adopt_until:
                 log.info("switch %s:%d: a session begun before this gate, adopted", segment.source, segment.sport)
