@@ -67,9 +67,10 @@ bench-failover:
 	python3 benchmarks/failover.py --trials $(TRIALS)
 
 # The sidecar's three-path benchmark needs only the lab image (`make setup`).
+# AGAINST=REV adds the sidecar of git revision REV, measured in the same run.
 RUNS ?= 5
 bench-mirror: setup
-	python3 benchmarks/mirror.py --runs $(RUNS)
+	python3 benchmarks/mirror.py --runs $(RUNS) $(if $(AGAINST),--against $(AGAINST))
 
 # What the kernel capture (NAT mode) costs the data path, capture off against
 # on, in network namespaces of a throwaway container of the lab image.

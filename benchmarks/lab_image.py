@@ -12,9 +12,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_inside(script: str, arguments: list[str], caps: str = "", timeout: float | None = None) -> int:
+def run_inside(
+    script: str, arguments: list[str], caps: str = "", timeout: float | None = None, volumes: dict | None = None
+) -> int:
     """Run `python3 /src/benchmarks/<script> --inside <arguments>` in a fresh
-    container of the lab image; its exit code (1 without an image, or when it
+    container of the lab image, with `volumes` (host path -> container path)
+    mounted read-only too; its exit code (1 without an image, or when it
     overran `timeout` seconds, in which case the container is removed)."""
     sys.path.insert(0, str(ROOT / "lab"))
     import labnet
@@ -33,6 +36,8 @@ def run_inside(script: str, arguments: list[str], caps: str = "", timeout: float
     command = ["podman", "run", "--rm", "--name", name, "--network", "none"]
     if caps:
         command += ["--cap-add", caps]
+    for host, inside in (volumes or {}).items():
+        command += ["-v", f"{host}:{inside}:ro"]
     command += ["-v", f"{ROOT}:/src:ro", images[0], "python3", f"/src/benchmarks/{script}", "--inside", *arguments]
     try:
         return subprocess.run(command, timeout=timeout, check=False).returncode

@@ -17,6 +17,10 @@ each round, so machine noise hits all three alike):
     --sessions idle switch sessions);
   - path (c)'s one-message-per-write rate with the master frozen by SIGSTOP.
 
+With --against REV, a fourth path (p) runs the sidecar as it was at the
+git revision REV, interleaved with the others, and the table adds (c)
+against (p): what a change to the sidecar costs, measured in one run.
+
 Everything runs on loopback in a throwaway container of the lab image
 (HAProxy and Python 3.11 as the LBs have them), with no network at all.
 
@@ -46,6 +50,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CONTROLLER, MASTER, HAPROXY_DIRECT, HAPROXY_PROXY, SIDECAR, METRICS = 7001, 7002, 7010, 7011, 7020, 7030
 PATHS = {"a": CONTROLLER, "b": HAPROXY_DIRECT, "c": SIDECAR}
 NAMES = {"a": "(a) direct", "b": "(b) HAProxy", "c": "(c) sidecar + HAProxy"}
+# The sidecars' metrics pages, by path; (p) is the sidecar at --against.
+SIDECARS = {"c": METRICS}
+AGAINST = "/against"  # where the container sees that revision's tree
 MESSAGE = 128
 BULK = 64
 LATENCY_WARMUP = 200
@@ -144,17 +151,17 @@ def switch(port: int, mode: bytes, count: int) -> socket.socket:
     return sock
 
 
-def metric(name: str) -> int:
-    with urllib.request.urlopen(f"http://127.0.0.1:{METRICS}/metrics", timeout=5) as page:
+def metric(name: str, path: str = "c") -> int:
+    with urllib.request.urlopen(f"http://127.0.0.1:{SIDECARS[path]}/metrics", timeout=5) as page:
         for line in page.read().decode().splitlines():
             if line.startswith(name + " "):
                 return int(float(line.split()[1]))
     raise KeyError(name)
 
 
-def wait_for_master(sessions: int) -> None:
+def wait_for_master(sessions: int, path: str = "c") -> None:
     deadline = time.monotonic() + 10
-    while metric("sdn_ha_mirror_master_connected") < sessions:
+    while metric("sdn_ha_mirror_master_connected", path) < sessions:
         if time.monotonic() > deadline:
             raise RuntimeError("the sidecar's shadow sessions did not come up")
         time.sleep(0.02)
@@ -164,8 +171,8 @@ def throughput(path: str, messages: int, per_write: int, freeze: int = 0) -> flo
     """Messages per second until the controller has every byte; `freeze`
     is a process to hold in SIGSTOP meanwhile (the master)."""
     sock = switch(PATHS[path], b"T", messages * MESSAGE)
-    if path == "c":
-        wait_for_master(1)
+    if path in SIDECARS:
+        wait_for_master(1, path)
     if freeze:
         os.kill(freeze, signal.SIGSTOP)
     chunk = ONE * per_write
@@ -185,8 +192,8 @@ def throughput(path: str, messages: int, per_write: int, freeze: int = 0) -> flo
 def latency(path: str, messages: int, rate: int) -> tuple[float, float]:
     """p50 and p99 round trips in microseconds, sending at a fixed rate."""
     sock = switch(PATHS[path], b"L", 0)
-    if path == "c":
-        wait_for_master(1)
+    if path in SIDECARS:
+        wait_for_master(1, path)
     for _ in range(LATENCY_WARMUP):
         sock.sendall(ONE)
         recv_exact(sock, MESSAGE)
@@ -273,24 +280,31 @@ def spread(values: list[float], fmt: str) -> str:
 
 def inside(args: argparse.Namespace) -> None:
     me = [sys.executable, __file__]
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "sidecar"))
     cfg = Path(tempfile.mkdtemp()) / "haproxy.cfg"
     cfg.write_text(HAPROXY_CFG)
+
+    def sidecar(tree: Path, port: int, metrics: int) -> subprocess.Popen:
+        return subprocess.Popen(
+            [
+                *(sys.executable, "-m", "sdn_ha_mirror", "--listen", f"127.0.0.1:{port}"),
+                *("--primary", f"127.0.0.1:{HAPROXY_PROXY}", "--master", f"127.0.0.1:{MASTER}"),
+                *("--metrics", f"127.0.0.1:{metrics}", "--log-level", "warning"),
+            ],
+            env=dict(os.environ, PYTHONPATH=str(tree / "sidecar")),
+        )
+
     procs = {
         "controller": subprocess.Popen([*me, "--serve", "controller"]),
         "master": subprocess.Popen([*me, "--serve", "master"]),
         "haproxy": subprocess.Popen(["haproxy", "-db", "-f", str(cfg)]),
-        "sidecar": subprocess.Popen(
-            [
-                *(sys.executable, "-m", "sdn_ha_mirror", "--listen", f"127.0.0.1:{SIDECAR}"),
-                *("--primary", f"127.0.0.1:{HAPROXY_PROXY}", "--master", f"127.0.0.1:{MASTER}"),
-                *("--metrics", f"127.0.0.1:{METRICS}", "--log-level", "warning"),
-            ],
-            env=env,
-        ),
+        "sidecar": sidecar(ROOT, SIDECAR, METRICS),
     }
+    if args.against:
+        PATHS["p"], SIDECARS["p"] = SIDECAR + 1, METRICS + 1
+        NAMES["p"] = f"(p) sidecar at {args.against} + HAProxy"
+        procs["previous"] = sidecar(Path(AGAINST), SIDECAR + 1, METRICS + 1)
     try:
-        wait_for_ports(CONTROLLER, MASTER, HAPROXY_DIRECT, HAPROXY_PROXY, SIDECAR, METRICS)
+        wait_for_ports(CONTROLLER, MASTER, HAPROXY_DIRECT, HAPROXY_PROXY, *PATHS.values(), *SIDECARS.values())
         results: dict[tuple[str, str], list[float]] = {}
         stalled_ratios: list[float] = []
         drops: dict[str, int] = {}
@@ -369,6 +383,15 @@ def inside(args: argparse.Namespace) -> None:
     added50 = statistics.median(results[("c", "p50")]) - statistics.median(results[("b", "p50")])
     added99 = statistics.median(results[("c", "p99")]) - statistics.median(results[("b", "p99")])
     print(f"\n(c) adds {added50:.0f} us at p50 and {added99:.0f} us at p99 over (b)")
+    if args.against:
+
+        def against(pattern: str) -> float:
+            return statistics.median(results[("c", pattern)]) / statistics.median(results[("p", pattern)])
+
+        print(
+            f"(c) against (p) at {args.against}: one msg per write {against('one'):.2f}x, bulk {against('bulk'):.2f}x;"
+            f" round trip p50 {against('p50'):.2f}x, p99 {against('p99'):.2f}x"
+        )
     print(
         f"\nMaster frozen (SIGSTOP), (c) one msg per write, {args.messages * FROZEN_SCALE} messages:"
         f" {spread(rate('c', 'frozen'), '{:.0f}')} k msg/s; master reading, just before:"
@@ -394,7 +417,15 @@ def inside(args: argparse.Namespace) -> None:
 def outside(args: argparse.Namespace) -> int:
     """Run this script inside a throwaway container of the lab image."""
     arguments = ["--runs", str(args.runs), "--messages", str(args.messages), "--sessions", str(args.sessions)]
-    return run_inside("mirror.py", arguments)
+    if not args.against:
+        return run_inside("mirror.py", arguments)
+    with tempfile.TemporaryDirectory() as tree:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.against, "sidecar"], capture_output=True)
+        if archive.returncode:
+            print(f"--against {args.against}: {archive.stderr.decode().strip()}", file=sys.stderr)
+            return 1
+        subprocess.run(["tar", "-x", "-C", tree], input=archive.stdout, check=True)
+        return run_inside("mirror.py", [*arguments, "--against", args.against], volumes={tree: AGAINST})
 
 
 def main() -> int:
@@ -404,6 +435,7 @@ def main() -> int:
     parser.add_argument("--latency-messages", type=int, default=20_000)
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--against", metavar="REV", help="also run the sidecar of this git revision, as path (p)")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", choices=["controller", "master"], help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -10,6 +10,11 @@ the master link (master.py).
 The primary path never waits for the master: copies go through a bounded
 queue, and a slow or dead master only costs dropped copies.
 
+Switches share the event loop fairly: a connection's bytes are inspected
+for at most INSPECT_BUDGET seconds at a time. What is left waits for the
+loop's next turn, and the connection is not read again until it is done,
+so a switch that floods the relay slows only itself.
+
 With bindings (identity.py), every FEATURES_REPLY in the switch's
 handshake must claim a datapath id bound to the switch's address (the same
 one each time): the session is refused before the controller has any other
@@ -26,6 +31,7 @@ import socket
 import ssl
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 
 from .identity import Gate
@@ -59,9 +65,17 @@ def keep_alive(sock: socket.socket, timeout: float) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(timeout * 1000))
 
 
+# Seconds of inspection a connection gets at a time. It inspects in slices
+# sized, from what the last slice cost, to take a quarter of that: a stream
+# of small messages costs more per byte than one of large ones.
+INSPECT_BUDGET = 0.001
+SLICE_MIN, SLICE_MAX = 1 << 8, 1 << 16
+
+
 class _Pipe(asyncio.Protocol):
     """One connection of the relayed pair. What it receives is written to
-    its peer first, then inspected; backpressure on the peer pauses it."""
+    its peer first, then inspected; backpressure on the peer, or bytes not
+    inspected yet, pause it."""
 
     def __init__(self, session: SwitchSession, inspect: Callable[[bytes], None]):
         self.session = session
@@ -69,9 +83,24 @@ class _Pipe(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: _Pipe | None = None
         self.early: list[bytes] = []
+        self.backlog: deque[memoryview] = deque()  # forwarded, not inspected yet
+        self.holds: set[str] = set()  # why reading is paused
+        self.slice = SLICE_MAX >> 3  # bytes inspected between two looks at the clock
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+
+    def hold(self, reason: str) -> None:
+        if not self.holds and self.transport is not None:
+            self.transport.pause_reading()
+        self.holds.add(reason)
+
+    def release(self, reason: str) -> None:
+        if reason not in self.holds:
+            return
+        self.holds.discard(reason)
+        if not self.holds and self.transport is not None and not self.session.closed.is_set():
+            self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
         if self.peer.transport is None or (self is self.session.switch and not self.session.header_sent):
@@ -85,20 +114,49 @@ class _Pipe(asyncio.Protocol):
 
     def forward(self, data: bytes) -> None:
         self.peer.transport.write(data)
-        self.inspect_or_close(data)
+        waiting = bool(self.backlog)
+        self.backlog.append(memoryview(data))
+        if not waiting:
+            self.inspect_some()
 
-    def inspect_or_close(self, data: bytes) -> None:
+    def inspect_some(self) -> None:
+        """Inspect the backlog for INSPECT_BUDGET at most; the rest waits for
+        the loop's next turn, and the connection is not read meanwhile."""
+        if self.session.closed.is_set():
+            self.backlog.clear()
+            return
+        clock = time.perf_counter
+        now = clock()
+        until = now + INSPECT_BUDGET
+        backlog = self.backlog
         try:
-            self.inspect(data)
+            while backlog:
+                data, size = backlog[0], self.slice
+                if len(data) > size:
+                    backlog[0] = data[size:]
+                    data = data[:size]
+                else:
+                    backlog.popleft()
+                self.inspect(data)
+                then, now = now, clock()
+                if len(data) == size:
+                    aim = size * INSPECT_BUDGET / (4 * max(now - then, 1e-6))
+                    self.slice = int(min(max(aim, SLICE_MIN), SLICE_MAX))
+                if backlog and now >= until:
+                    self.hold("inspecting")
+                    asyncio.get_running_loop().call_soon(self.inspect_some)
+                    return
         except FramingError as exc:
             log.warning("%s sent bytes that are not OpenFlow: %s; closing the session", self.name, exc)
             self.session.close()
+            return
+        self.release("inspecting")
 
     def pause_writing(self) -> None:
-        self.peer.transport.pause_reading()
+        self.peer.hold("peer busy")
 
     def resume_writing(self) -> None:
-        self.peer.transport.resume_reading()
+        self.peer.release("peer busy")
 
     def eof_received(self) -> bool:
         self.session.close()
