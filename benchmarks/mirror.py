@@ -388,9 +388,12 @@ def inside(args: argparse.Namespace) -> None:
         def against(pattern: str) -> float:
             return statistics.median(results[("c", pattern)]) / statistics.median(results[("p", pattern)])
 
+        def later(q: str) -> float:
+            return statistics.median(results[("c", q)]) - statistics.median(results[("p", q)])
+
         print(
             f"(c) against (p) at {args.against}: one msg per write {against('one'):.2f}x, bulk {against('bulk'):.2f}x;"
-            f" round trip p50 {against('p50'):.2f}x, p99 {against('p99'):.2f}x"
+            f" round trip {later('p50'):+.0f} us at p50, {later('p99'):+.0f} us at p99"
         )
     print(
         f"\nMaster frozen (SIGSTOP), (c) one msg per write, {args.messages * FROZEN_SCALE} messages:"

@@ -529,14 +529,11 @@ class Flow:
         self.last_seen = time.monotonic()
         self.isn: int | None = None  # the switch's SYN, when the capture saw it
         self.switch_end: int | None = None  # where the switch's FIN or RST says its stream ends
-        self.switch = Stream(tap.from_switch, tap.switch_gap, self._version)
-        self.controller = Stream(tap.from_controller, self._controller_gap, self._version)
-
-    def _version(self) -> int:
-        return self.tap.view.version
-
-    def _controller_gap(self, missing: int) -> None:
-        self.tap.controller_gap()
+        # The streams call the tap only, never the flow: no cycle keeps a
+        # flow that ended until the cycle collector runs.
+        view = tap.view
+        self.switch = Stream(tap.from_switch, tap.switch_gap, lambda: view.version)
+        self.controller = Stream(tap.from_controller, lambda missing: tap.controller_gap(), lambda: view.version)
 
     @property
     def queue(self):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import weakref
 from collections.abc import Callable
 
 from .openflow import Message
@@ -22,7 +23,12 @@ HOLD_BYTES = 1 << 18  # and their bytes
 class Holding:
     def __init__(self, timeout: float, on_expire: Callable[[Message], None]):
         self.timeout = timeout
-        self.on_expire = on_expire
+        # Weakly: the owner holds the holding, and a cycle would keep both
+        # until the cycle collector runs.
+        try:
+            self.on_expire = weakref.WeakMethod(on_expire)
+        except TypeError:  # not a bound method: nothing to hold weakly
+            self.on_expire = lambda: on_expire
         self._held: dict[int, Message] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._keys = itertools.count()
@@ -69,5 +75,6 @@ class Holding:
 
     def _expire(self, key: int) -> None:
         message = self._release(key)
-        if message is not None:
-            self.on_expire(message)
+        on_expire = self.on_expire()
+        if message is not None and on_expire is not None:
+            on_expire(message)

@@ -77,6 +77,8 @@ class _Pipe(asyncio.Protocol):
     its peer first, then inspected; backpressure on the peer, or bytes not
     inspected yet, pause it."""
 
+    name = "primary path"
+
     def __init__(self, session: SwitchSession, inspect: Callable[[bytes], None]):
         self.session = session
         self.inspect = inspect
@@ -103,7 +105,7 @@ class _Pipe(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
-        if self.peer.transport is None or (self is self.session.switch and not self.session.header_sent):
+        if self.peer.transport is None or (self.name == "switch" and not self.session.header_sent):
             # Python < 3.11.5 (Debian 12 has 3.11.2) may deliver bytes although
             # reading is paused; hold them until the primary path is open and
             # has the PROXY header, which must come first.
@@ -153,10 +155,12 @@ class _Pipe(asyncio.Protocol):
         self.release("inspecting")
 
     def pause_writing(self) -> None:
-        self.peer.hold("peer busy")
+        if self.peer is not None:
+            self.peer.hold("peer busy")
 
     def resume_writing(self) -> None:
-        self.peer.release("peer busy")
+        if self.peer is not None:
+            self.peer.release("peer busy")
 
     def eof_received(self) -> bool:
         self.session.close()
@@ -164,16 +168,17 @@ class _Pipe(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.session.close()
-
-    @property
-    def name(self) -> str:
-        return "switch" if self is self.session.switch else "primary path"
+        # The last callback: no cycle may keep the pair until the cycle collector runs.
+        self.peer = self.transport = None
+        self.backlog.clear()
 
 
 class _SwitchPipe(_Pipe):
     """The switch's side. With bindings, a Gate (identity.py) checks its
     stream until the controller's handshake is over, and a refused claim
     closes the session before the controller has it whole."""
+
+    name = "switch"
 
     def __init__(self, session: SwitchSession, inspect: Callable[[bytes], None]):
         super().__init__(session, inspect)
@@ -268,22 +273,26 @@ class SwitchSession:
 
     async def _open_primary(self) -> None:
         local = self.switch.transport.get_extra_info("sockname")[:2]
+        primary = self.primary
         try:
-            await asyncio.get_running_loop().create_connection(lambda: self.primary, *self.settings.primary)
-        except OSError as exc:
-            log.warning("switch %s: primary path %s unreachable: %s", self.peer, self.settings.primary, exc)
+            await asyncio.wait_for(
+                asyncio.get_running_loop().create_connection(lambda: primary, *self.settings.primary),
+                CONNECT_TIMEOUT,
+            )
+        except (OSError, TimeoutError) as exc:
+            log.warning("switch %s: primary path %s unreachable: %r", self.peer, self.settings.primary, exc)
             self.close()
             return
         if self.closed.is_set():
-            self.primary.transport.close()
+            primary.transport.close()
             return
-        self.primary.transport.write(proxy_v2_header(self.peer, local))
+        primary.transport.write(proxy_v2_header(self.peer, local))
         self.header_sent = True
-        for data in self.switch.early:
-            self.switch.forward(data)
-        self.switch.early.clear()
+        switch, early = self.switch, self.switch.early
+        while early and not self.closed.is_set():
+            switch.forward(early.pop(0))
         if not self.closed.is_set():
-            self.switch.transport.resume_reading()
+            switch.transport.resume_reading()
             self.tap.start()
 
     def close(self) -> None:
@@ -297,15 +306,20 @@ class SwitchSession:
                 pipe.transport.close()
         for task in self._tasks:
             task.cancel()
+        self._tasks.clear()
         self.tap.close()
         if self.on_close:
             self.on_close(self)
+        # The pipes point at the session; it lets go of them (their
+        # transports hold them until their last callback).
+        self.switch = self.primary = None
 
     async def wait_closed(self) -> None:
         await self.closed.wait()
 
 
 TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a switch has to finish its TLS handshake
+CONNECT_TIMEOUT = 5.0  # seconds HAProxy has to accept the primary path
 
 
 async def start_server(

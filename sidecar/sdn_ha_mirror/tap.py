@@ -85,12 +85,16 @@ class Tap:
 
     def close(self) -> None:
         """The session ended: the copies already queued still go to the
-        master (the transport flushes them as it closes)."""
+        master (the transport flushes them as it closes). The scanners hold
+        this tap's methods; they go, so that no cycle keeps the session's
+        memory until the cycle collector runs."""
         if self._task is not None:
             self._task.cancel()
+            self._task = None
         if self.link:
             self.link.flush()
             self.link.close()
+        self._switch = self._controller = _CLOSED
 
     def from_switch(self, data: bytes) -> None:
         """Bytes of the switch's stream, in order. FramingError: not OpenFlow."""
@@ -135,3 +139,15 @@ class Tap:
 
 def _ignore_run(buf: bytes, start: int, end: int, count: int) -> None:
     """Replies and asynchronous messages of the primary controller: nothing to note."""
+
+
+class _Closed:
+    """What a closed tap scans with: bytes that still come are not looked at."""
+
+    pending = 0
+
+    def feed(self, data: bytes) -> None:
+        pass
+
+
+_CLOSED = _Closed()

@@ -1,4 +1,4 @@
-"""Make the sidecar package importable."""
+"""Make the sidecar package, and the peers the tests share, importable."""
 
 import sys
 from pathlib import Path
@@ -6,3 +6,6 @@ from pathlib import Path
 FILES = Path(__file__).resolve().parents[3] / "sidecar"
 if str(FILES) not in sys.path:
     sys.path.insert(0, str(FILES))
+HERE = str(Path(__file__).resolve().parent)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)

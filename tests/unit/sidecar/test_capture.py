@@ -413,3 +413,25 @@ def test_a_ring_block_that_fails_is_still_given_back():
     capture.ring = Ring()
     capture.readable()
     assert capture.ring.released == [0]
+
+
+def test_a_captured_session_that_ends_is_freed_at_once_not_by_the_cycle_collector():
+    import gc
+    import weakref
+
+    from sdn_ha_mirror.capture import Segment
+
+    capture = scripted_capture()
+    key = (socket.inet_aton("198.18.1.10"), 40000, 6653)
+    gc.collect()
+    gc.disable()
+    try:
+        capture.handle(Segment(key, True, 0, 0x02, b""), 0.0)  # SYN
+        capture.handle(Segment(key, True, 1, 0x18, packet_in(1) + packet_in(2)[:50]), 0.0)
+        flow = weakref.ref(capture.flows[key])
+        tap = weakref.ref(capture.flows[key].tap)
+        capture.handle(Segment(key, True, 0, 0x14, b""), 0.0)  # RST
+        assert key not in capture.flows
+        assert flow() is None and tap() is None
+    finally:
+        gc.enable()

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import struct
 
+from peers import Masters, sidecar_with, until
 from sdn_ha_mirror import master as master_module
 from sdn_ha_mirror.accounting import MirrorQueue
 from sdn_ha_mirror.holding import HOLD_LIMIT, Holding
@@ -164,3 +165,46 @@ def test_sessions_past_max_sessions_are_closed_at_once_and_counted():
     ended, refused, live = asyncio.run(run())
     assert ended == [False, False, True] and refused == 1
     assert live == 0  # every session that opened was counted out again
+
+
+def test_a_closed_sessions_objects_are_freed_at_once_not_by_the_cycle_collector():
+    """Reference counting alone must free a session: with the cycle collector
+    off, nothing of it survives its close."""
+    import gc
+    import weakref
+
+    async def scenario():
+        masters = Masters(script=[pack(4, OFPT.MULTIPART_REQUEST, 50, struct.pack("!HH4x", 4, 0))])
+        switch, sessions, servers = await sidecar_with(masters)
+        await until(lambda: len(masters.connections) == 2 and sessions[0].master_ready.is_set())
+        await switch.packet_ins(range(20))
+        await asyncio.sleep(0.1)
+        session = sessions[0]
+        parts = {
+            "session": session,
+            "tap": session.tap,
+            "link": session.tap.link,
+            "view": session.view,
+            "switch pipe": session.switch,
+            "primary pipe": session.primary,
+            "holding": session.tap.link.holding,
+        }
+        refs = {name: weakref.ref(part) for name, part in parts.items()}
+        del session, parts
+        sessions.clear()
+        switch.writer.close()
+        await until(lambda: refs["session"]() is None or refs["session"]().closed.is_set())
+        for _ in range(20):  # the transports' and tasks' last callbacks
+            await asyncio.sleep(0.01)
+        alive = [name for name, ref in refs.items() if ref() is not None]
+        for server in servers:
+            server.close()
+        return alive
+
+    gc.collect()
+    gc.disable()
+    try:
+        alive = asyncio.run(scenario())
+    finally:
+        gc.enable()
+    assert alive == []

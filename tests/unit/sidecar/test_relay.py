@@ -5,54 +5,9 @@ import asyncio
 import socket
 import struct
 
+from peers import PORT_DESC, Master, Masters, Primary, Switch, read_messages, sidecar_with, until
 from sdn_ha_mirror.openflow import OFPT, Framer, pack
 from sdn_ha_mirror.relay import PROXY_V2_SIGNATURE, Settings, SwitchSession, proxy_v2_header, start_server
-
-PORT_DESC = struct.pack("!HH4x", 13, 0)
-
-
-async def read_messages(reader, count, timeout=5.0):
-    framer, got = Framer(), []
-    while len(got) < count:
-        data = await asyncio.wait_for(reader.read(65536), timeout)
-        if not data:
-            break
-        got += list(framer.feed(data))
-    return got
-
-
-class Primary:
-    """Reads the PROXY header, then plays the backup controller's handshake."""
-
-    def __init__(self):
-        self.header = b""
-        self.received = bytearray()
-
-    async def handle(self, reader, writer):
-        self.header = await reader.readexactly(28)
-        writer.write(pack(4, OFPT.HELLO, 1))
-        writer.write(pack(4, OFPT.FEATURES_REQUEST, 100))
-        writer.write(pack(4, OFPT.MULTIPART_REQUEST, 101, PORT_DESC))
-        await writer.drain()
-        while data := await reader.read(65536):
-            self.received += data
-
-
-class Master:
-    """A master controller: handshake, a FLOW_MOD and an echo."""
-
-    def __init__(self):
-        self.messages = []
-
-    async def handle(self, reader, writer):
-        writer.write(pack(4, OFPT.HELLO, 1))
-        writer.write(pack(4, OFPT.FEATURES_REQUEST, 7))
-        writer.write(pack(4, OFPT.FLOW_MOD, 8, bytes(48)))
-        writer.write(pack(4, OFPT.ECHO_REQUEST, 9, b"are you there"))
-        await writer.drain()
-        framer = Framer()
-        while data := await reader.read(65536):
-            self.messages += list(framer.feed(data))
 
 
 async def run_lab(with_master: bool, packet_ins: int = 50):
@@ -150,74 +105,6 @@ def test_the_metrics_page_counts_every_session():
     from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.status import mirror_counters
 
     assert mirror_counters(text)["sessions"] == 1
-
-
-class Switch:
-    """A scripted switch that has done its handshake with the backup."""
-
-    def __init__(self, reader, writer):
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def connect(cls, address):
-        switch = cls(*await asyncio.open_connection(*address))
-        switch.writer.write(pack(4, OFPT.HELLO, 1))
-        await read_messages(switch.reader, 3)
-        switch.writer.write(pack(4, OFPT.FEATURES_REPLY, 100, bytes.fromhex("0000000000000001") + bytes(16)))
-        switch.writer.write(pack(4, OFPT.MULTIPART_REPLY, 101, PORT_DESC + bytes(64)))
-        await switch.writer.drain()
-        return switch
-
-    async def packet_ins(self, numbers):
-        for n in numbers:
-            self.writer.write(pack(4, OFPT.PACKET_IN, 0, n.to_bytes(4, "big") + bytes(100)))
-        await self.writer.drain()
-
-
-async def until(predicate, timeout=5.0):
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met in time")
-
-
-class Masters:
-    """Each connection of the master gets its own list of messages; the first
-    one is cut after its handshake, to make the sidecar reconnect."""
-
-    def __init__(self, script=()):
-        self.connections = []
-        self.script = script
-
-    async def handle(self, reader, writer):
-        got = []
-        self.connections.append(got)
-        writer.write(pack(4, OFPT.HELLO, 1))
-        for message in self.script:
-            writer.write(message)
-        await writer.drain()
-        framer = Framer()
-        while data := await reader.read(65536):
-            got += framer.feed(data)
-            if len(self.connections) == 1 and any(m.type == OFPT.HELLO for m in got):
-                writer.close()
-                return
-
-
-async def sidecar_with(masters, **settings):
-    primary = Primary()
-    primary_server = await asyncio.start_server(primary.handle, "127.0.0.1", 0)
-    master_server = await asyncio.start_server(masters.handle, "127.0.0.1", 0)
-    sessions = []
-    config = Settings(
-        primary=primary_server.sockets[0].getsockname()[:2],
-        master=master_server.sockets[0].getsockname()[:2],
-        **settings,
-    )
-    sidecar = await start_server(config, on_open=sessions.append, host="127.0.0.1", port=0)
-    switch = await Switch.connect(sidecar.sockets[0].getsockname()[:2])
-    return switch, sessions, (sidecar, primary_server, master_server)
 
 
 def test_the_master_is_reconnected_and_gets_only_what_comes_after():
