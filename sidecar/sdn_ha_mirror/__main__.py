@@ -107,6 +107,10 @@ class Registry:
         lines += metric("counter", "sessions_opened_total", self.sessions_total)
         if self.capture is None:
             lines += metric("counter", "sessions_refused_total", SwitchSession.refused)
+            lines.append("# TYPE sdn_ha_mirror_sessions_timed_out_total counter")
+            for phase in ("handshake", "idle"):
+                count = SwitchSession.timed_out[phase]
+                lines.append(f'sdn_ha_mirror_sessions_timed_out_total{{phase="{phase}"}} {count}')
         if self.capture is not None:
             for f in fields(CaptureStats):
                 lines += metric("counter", f"capture_{f.name}_total", getattr(self.capture.stats, f.name))
@@ -256,6 +260,8 @@ async def serve(args: argparse.Namespace) -> None:
         queue_limit=args.queue_limit,
         hold_timeout=args.hold_timeout,
         switch_timeout=args.switch_timeout,
+        handshake_timeout=args.handshake_timeout,
+        idle_timeout=args.idle_timeout,
         bindings=bindings(args),
         max_sessions=args.max_sessions,
     )
@@ -348,8 +354,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-sessions", type=int, default=4096, help="relayed switch sessions at once, at most")
     parser.add_argument("--capture", metavar="IFACE", help="take kernel copies from IFACE instead of relaying")
     parser.add_argument("--capture-buffer", type=int, default=32 << 20, help="bytes of the copies ring")
+    parser.add_argument("--idle-timeout", type=float, default=60.0, help="seconds before a silent switch session ends")
     parser.add_argument(
-        "--idle-timeout", type=float, default=60.0, help="seconds before a silent captured session ends"
+        "--handshake-timeout", type=float, default=30.0, help="seconds a relayed switch has for its OpenFlow handshake"
     )
     parser.add_argument("--view-file", help="where the live sessions' views are kept across restarts")
     parser.add_argument("--sync-listen", type=address, help="where the peer LB sends its views, HOST:PORT")

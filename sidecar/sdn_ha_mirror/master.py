@@ -53,6 +53,10 @@ class Settings:
     # A switch that answers nothing for this long is gone (TCP keepalive and
     # TCP_USER_TIMEOUT): its session is closed, and HAProxy's with it.
     switch_timeout: float = 15.0
+    # A relayed switch must finish its OpenFlow handshake (features and
+    # ports) this soon, and is gone once silent this long.
+    handshake_timeout: float = 30.0
+    idle_timeout: float = 60.0
     # Which datapath ids each switch address may claim (identity.py); None:
     # any (no --bindings).
     bindings: Bindings | None = None

@@ -31,8 +31,9 @@ import socket
 import ssl
 import struct
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
+from typing import ClassVar
 
 from .identity import Gate
 from .master import Settings
@@ -191,6 +192,10 @@ class _SwitchPipe(_Pipe):
         if bindings is not None and self.session.peer is not None:
             self.gate = Gate(bindings, self.session.peer[0], str(self.session.peer))
 
+    def data_received(self, data: bytes) -> None:
+        self.session.last_heard = time.monotonic()  # the loop's clock
+        super().data_received(data)
+
     def forward(self, data: bytes) -> None:
         if self.gate is not None:
             if not self.gate.feed(data):
@@ -207,7 +212,8 @@ class SwitchSession:
     _ids = itertools.count(1)
     live = 0  # relayed sessions open in this process
     refused = 0  # sessions closed at once: max_sessions were open
-    _refusal_logged = 0.0
+    timed_out: ClassVar[Counter] = Counter()  # sessions closed by a timeout, by phase: handshake, idle
+    _logged: ClassVar[dict[str, float]] = {}  # when each kind of warning was last logged
 
     def __init__(
         self,
@@ -227,6 +233,8 @@ class SwitchSession:
         self.header_sent = False  # the PROXY header is on the primary path: the switch's bytes may follow
         self.counted = False  # one of SwitchSession.live
         self._tasks: list[asyncio.Task] = []
+        self._timers: list[asyncio.TimerHandle] = []
+        self.last_heard = 0.0  # the loop's time when the switch last sent bytes
 
     @property
     def queue(self):
@@ -247,15 +255,13 @@ class SwitchSession:
         self.peer = transport.get_extra_info("peername")[:2]
         if SwitchSession.live >= self.settings.max_sessions:
             SwitchSession.refused += 1
-            now = time.monotonic()
-            if now - SwitchSession._refusal_logged >= 1.0:  # one line a second, however many come
-                SwitchSession._refusal_logged = now
-                log.warning(
-                    "switch %s: %d sessions open, the most allowed; closed (%d so far)",
-                    self.peer,
-                    SwitchSession.live,
-                    SwitchSession.refused,
-                )
+            self._warn(
+                "refused",
+                "switch %s: %d sessions open, the most allowed; closed (%d so far)",
+                self.peer,
+                SwitchSession.live,
+                SwitchSession.refused,
+            )
             self.closed.set()
             transport.close()
             return
@@ -269,7 +275,43 @@ class SwitchSession:
             keep_alive(sock, self.settings.switch_timeout)
         if self.on_open:
             self.on_open(self)
-        self._tasks.append(asyncio.get_running_loop().create_task(self._open_primary()))
+        loop = asyncio.get_running_loop()
+        self.last_heard = loop.time()
+        self._timers = [
+            loop.call_later(self.settings.handshake_timeout, self._handshake_over),
+            loop.call_later(self.settings.idle_timeout, self._still_heard),
+        ]
+        self._tasks.append(loop.create_task(self._open_primary()))
+
+    @staticmethod
+    def _warn(kind: str, *args) -> None:
+        """A warning that hostile peers can repeat: one line a second of each
+        kind, however many come (each is counted in the metrics)."""
+        now = time.monotonic()
+        if now - SwitchSession._logged.get(kind, -1.0) >= 1.0:
+            SwitchSession._logged[kind] = now
+            log.warning(*args)
+
+    def _timed_out(self, phase: str, why: str) -> None:
+        SwitchSession.timed_out[phase] += 1
+        self._warn(phase, "switch %s: %s; closed (%d so far)", self.peer, why, SwitchSession.timed_out[phase])
+        self.close()
+
+    def _handshake_over(self) -> None:
+        """The switch has handshake_timeout to show who it is (its features
+        and ports), whether it sends nothing or a byte at a time."""
+        if not self.tap.view.ready:
+            self._timed_out("handshake", f"no OpenFlow handshake in {self.settings.handshake_timeout:g} s")
+
+    def _still_heard(self) -> None:
+        """A switch answers the controller's echoes: one silent for
+        idle_timeout is gone (TCP keepalive only finds dead hosts)."""
+        loop = asyncio.get_running_loop()
+        silent = loop.time() - self.last_heard
+        if silent >= self.settings.idle_timeout:
+            self._timed_out("idle", f"silent for {silent:.0f} s")
+        elif not self.closed.is_set():
+            self._timers[1] = loop.call_later(self.settings.idle_timeout - silent, self._still_heard)
 
     async def _open_primary(self) -> None:
         local = self.switch.transport.get_extra_info("sockname")[:2]
@@ -307,6 +349,8 @@ class SwitchSession:
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
+        for timer in self._timers:
+            timer.cancel()
         self.tap.close()
         if self.on_close:
             self.on_close(self)

@@ -5,7 +5,9 @@ and its would-be writes cannot flood the log."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import struct
 
 from peers import Masters, sidecar_with, until
@@ -208,3 +210,124 @@ def test_a_closed_sessions_objects_are_freed_at_once_not_by_the_cycle_collector(
     finally:
         gc.enable()
     assert alive == []
+
+
+def relay_against(primary_handle=None, **settings):
+    """A relay in front of a primary path played by `primary_handle` (by
+    default, the backup's handshake of peers.Primary)."""
+    from peers import Primary
+    from sdn_ha_mirror.relay import start_server
+
+    async def start():
+        primary = await asyncio.start_server(primary_handle or Primary().handle, "127.0.0.1", 0)
+        config = Settings(primary=primary.sockets[0].getsockname()[:2], **settings)
+        sessions = []
+        relay = await start_server(config, on_open=sessions.append, host="127.0.0.1", port=0)
+        return relay, primary, sessions
+
+    return start()
+
+
+async def closed_within(reader, seconds: float) -> bool:
+    """True when the relay closes the connection within `seconds`."""
+    try:
+        while await asyncio.wait_for(reader.read(65536), seconds):
+            pass
+    except ConnectionError:  # closed with bytes unread: a reset
+        pass
+    except TimeoutError:
+        return False
+    return True
+
+
+def test_a_switch_that_never_finishes_its_handshake_is_closed():
+    from sdn_ha_mirror.relay import SwitchSession
+
+    async def scenario():
+        relay, primary, _ = await relay_against(handshake_timeout=0.5, idle_timeout=30)
+        address = relay.sockets[0].getsockname()[:2]
+        before = SwitchSession.timed_out["handshake"]
+        # Slowloris: a HELLO, then a byte of its FEATURES_REPLY every 0.1 s.
+        reader, writer = await asyncio.open_connection(*address)
+        writer.write(pack(4, OFPT.HELLO, 1))
+        reply = pack(4, OFPT.FEATURES_REPLY, 100, (1).to_bytes(8, "big") + bytes(16))
+
+        async def drip():
+            for byte in reply:
+                writer.write(bytes([byte]))
+                await asyncio.sleep(0.1)
+
+        dripping = asyncio.get_running_loop().create_task(drip())
+        closed = await closed_within(reader, 2.0)
+        dripping.cancel()
+        # A switch that does finish in time is not touched.
+        switch = await Switch.connect(address)
+        kept = not await closed_within(switch.reader, 1.0)
+        for server in (relay, primary):
+            server.close()
+        return closed, kept, SwitchSession.timed_out["handshake"] - before
+
+    from peers import Switch
+
+    closed, kept, counted = asyncio.run(scenario())
+    assert closed and counted == 1
+    assert kept
+
+
+def test_a_switch_that_goes_silent_is_closed_and_one_that_talks_is_not():
+    from peers import Switch
+    from sdn_ha_mirror.relay import SwitchSession
+
+    async def scenario():
+        relay, primary, _ = await relay_against(handshake_timeout=30, idle_timeout=0.6)
+        address = relay.sockets[0].getsockname()[:2]
+        before = SwitchSession.timed_out["idle"]
+        silent = await Switch.connect(address)
+        talking = await Switch.connect(address)
+
+        async def talk():
+            for _ in range(12):
+                talking.writer.write(pack(4, OFPT.ECHO_REPLY, 9))
+                await asyncio.sleep(0.2)
+
+        talker = asyncio.get_running_loop().create_task(talk())
+        silent_closed = await closed_within(silent.reader, 2.0)
+        await talker
+        talking_closed = await closed_within(talking.reader, 0.1)
+        for server in (relay, primary):
+            server.close()
+        return silent_closed, talking_closed, SwitchSession.timed_out["idle"] - before
+
+    silent_closed, talking_closed, counted = asyncio.run(scenario())
+    assert silent_closed and counted == 1
+    assert not talking_closed
+
+
+def test_a_primary_path_that_never_answers_the_connect_is_given_up(monkeypatch):
+    from sdn_ha_mirror import relay as relay_module
+
+    monkeypatch.setattr(relay_module, "CONNECT_TIMEOUT", 0.3)
+
+    async def scenario():
+        # A listener whose backlog is full: the relay's SYN is never answered.
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        fillers = []
+        for _ in range(4):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(listener.getsockname())
+            fillers.append(filler)
+        config = Settings(primary=listener.getsockname()[:2])
+        relay = await relay_module.start_server(config, host="127.0.0.1", port=0)
+        reader, writer = await asyncio.open_connection(*relay.sockets[0].getsockname()[:2])
+        writer.write(pack(4, OFPT.HELLO, 1))
+        closed = await closed_within(reader, 3.0)
+        relay.close()
+        for sock in (listener, *fillers):
+            sock.close()
+        return closed
+
+    assert asyncio.run(scenario())
