@@ -39,6 +39,11 @@ from .sync import MIN_KEY, PeerSync, load_views, save_views
 from .tap import Tap
 
 IP_FREEBIND = 15  # Linux; Python 3.11's socket module lacks the constant
+# The metrics endpoint: seconds a scrape may take, the longest request line
+# read, and scrapes at once.
+METRICS_TIMEOUT = 5.0
+METRICS_LINE = 1 << 12
+METRICS_CONNECTIONS = 8
 
 log = logging.getLogger("sdn_ha_mirror")
 
@@ -123,14 +128,17 @@ class Registry:
             lines += metric("counter", "sync_pushed_total", self.sync.pushed)
             lines += metric("counter", "sync_refused_total", self.sync.refused)
             lines += metric("gauge", "sync_views_known", len(self.sync.known))
-        # Per live session, labelled by the switch's address and port.
+        # Per switch address, over its live sessions: one series per switch,
+        # however often it reconnects (a label per session would churn).
+        per_switch: dict[str, Counters] = {}
+        for session in self.live:
+            address = session.peer[0] if session.peer else "unknown"
+            per_switch.setdefault(address, Counters()).add(session.queue.counters)
         for f in fields(Counters):
-            name = f"sdn_ha_mirror_session_{f.name}_total"
-            lines.append(f"# TYPE {name} counter")
-            for session in sorted(self.live, key=lambda x: x.id):
-                switch = ":".join(map(str, session.peer or ("unknown", 0)))
-                value = getattr(session.queue.counters, f.name)
-                lines.append(f'{name}{{switch="{switch}",session="{session.id}"}} {value}')
+            name = f"sdn_ha_mirror_switch_{f.name}"
+            lines.append(f"# TYPE {name} gauge")
+            for address in sorted(per_switch):
+                lines.append(f'{name}{{switch="{address}"}} {getattr(per_switch[address], f.name)}')
         return "\n".join(lines) + "\n"
 
 
@@ -268,16 +276,26 @@ async def serve(args: argparse.Namespace) -> None:
     registry = Registry()
     registry.bindings = settings.bindings
 
+    scrapes = 0  # metrics connections open
+
     async def on_metrics(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One scrape: a request line within METRICS_TIMEOUT, the page, close.
+        Anything else (too slow, too long, too many at once) is just closed."""
+        nonlocal scrapes
+        scrapes += 1
         try:
-            await reader.readline()
-            body = registry.render().encode()
-            writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n")
-            writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-            await writer.drain()
-        except ConnectionError:
+            if scrapes > METRICS_CONNECTIONS:
+                return
+            async with asyncio.timeout(METRICS_TIMEOUT):
+                await reader.readline()
+                body = registry.render().encode()
+                writer.write(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n")
+                writer.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+                await writer.drain()
+        except (ConnectionError, TimeoutError, ValueError):  # ValueError: a line past the reader's limit
             pass
         finally:
+            scrapes -= 1
             writer.close()
 
     servers, tasks = [], []
@@ -299,7 +317,7 @@ async def serve(args: argparse.Namespace) -> None:
             args.primary,
             args.master,
         )
-    servers.append(await asyncio.start_server(on_metrics, *args.metrics))
+    servers.append(await asyncio.start_server(on_metrics, *args.metrics, limit=METRICS_LINE))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     failed: list[BaseException] = []

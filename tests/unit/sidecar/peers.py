@@ -3,8 +3,14 @@ tests: a switch, the primary path (standing in for HAProxy and a backup
 controller) and the master."""
 
 import asyncio
+import os
+import socket
 import struct
+import subprocess
+import sys
+import time
 
+import sdn_ha_mirror
 from sdn_ha_mirror.openflow import OFPT, Framer, pack
 from sdn_ha_mirror.relay import Settings, start_server
 
@@ -121,3 +127,38 @@ async def sidecar_with(masters, **settings):
     sidecar = await start_server(config, on_open=sessions.append, host="127.0.0.1", port=0)
     switch = await Switch.connect(sidecar.sockets[0].getsockname()[:2])
     return switch, sessions, (sidecar, primary_server, master_server)
+
+
+# The sidecar's tree, for a sidecar run as its own process.
+FILES = os.path.dirname(os.path.dirname(sdn_ha_mirror.__file__))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sidecar_process(primary_port: int, *options: str) -> tuple[subprocess.Popen, int, int]:
+    """The relay as its own process, as on an LB, in front of `primary_port`:
+    the process, its switch port and its metrics port, once it listens."""
+    listen, metrics = free_port(), free_port()
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "sdn_ha_mirror", "--listen", f"127.0.0.1:{listen}"),
+            *("--primary", f"127.0.0.1:{primary_port}", "--metrics", f"127.0.0.1:{metrics}", *options),
+        ],
+        env=dict(os.environ, PYTHONPATH=FILES),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # The metrics port opens last (and a connection to the switch port would be a session).
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", metrics)).close()
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the sidecar did not start"
+            time.sleep(0.05)
+    return process, listen, metrics

@@ -4,7 +4,6 @@ on an LB, so that its event loop is the only thing the switches share."""
 
 from __future__ import annotations
 
-import os
 import socket
 import statistics
 import struct
@@ -13,10 +12,7 @@ import sys
 import threading
 import time
 
-import sdn_ha_mirror
-
-# The sidecar's tree, for the sidecar's own process.
-FILES = os.path.dirname(os.path.dirname(sdn_ha_mirror.__file__))
+from peers import sidecar_process
 
 FLOODS = 6
 FLOOD_SECONDS = 4.0
@@ -49,12 +45,6 @@ def header(kind: int, xid: int = 0) -> bytes:
     return struct.pack("!BBHI", 4, kind, 8, xid)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def recv_exact(sock: socket.socket, size: int) -> bytes:
     data = b""
     while len(data) < size:
@@ -67,24 +57,9 @@ def recv_exact(sock: socket.socket, size: int) -> bytes:
 
 def test_six_flooding_switches_do_not_starve_another_one():
     primary = subprocess.Popen([sys.executable, "-c", PRIMARY], stdout=subprocess.PIPE, text=True)
-    listen, metrics = free_port(), free_port()
-    sidecar = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "sdn_ha_mirror", "--listen", f"127.0.0.1:{listen}"),
-            *("--primary", f"127.0.0.1:{primary.stdout.readline().strip()}"),
-            *("--metrics", f"127.0.0.1:{metrics}", "--log-level", "warning"),
-        ],
-        env=dict(os.environ, PYTHONPATH=str(FILES)),
-    )
+    sidecar, listen, _ = sidecar_process(int(primary.stdout.readline()), "--log-level", "warning")
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                probe = socket.create_connection(("127.0.0.1", listen))
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the sidecar did not start"
-                time.sleep(0.05)
+        probe = socket.create_connection(("127.0.0.1", listen))
         probe.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         probe.settimeout(2.0)
         probe.sendall(header(0))

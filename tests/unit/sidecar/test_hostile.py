@@ -9,6 +9,7 @@ import contextlib
 import logging
 import socket
 import struct
+import time
 
 from peers import Masters, sidecar_with, until
 from sdn_ha_mirror import master as master_module
@@ -331,3 +332,43 @@ def test_a_primary_path_that_never_answers_the_connect_is_given_up(monkeypatch):
         return closed
 
     assert asyncio.run(scenario())
+
+
+def test_the_metrics_endpoint_is_bounded_in_time_line_length_and_connections():
+    from peers import free_port, sidecar_process
+    from sdn_ha_mirror.__main__ import METRICS_CONNECTIONS, METRICS_TIMEOUT
+
+    sidecar, _, metrics = sidecar_process(free_port())
+
+    def scrape() -> bytes:
+        with socket.create_connection(("127.0.0.1", metrics), timeout=3) as sock:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            page = b""
+            while chunk := sock.recv(65536):
+                page += chunk
+            return page
+
+    def closed(sock: socket.socket) -> bool:
+        try:
+            return sock.recv(1) == b""
+        except ConnectionError:
+            return True
+
+    try:
+        with socket.create_connection(("127.0.0.1", metrics), timeout=3) as long_line:
+            long_line.sendall(b"GET /" + b"x" * 70_000)
+            assert closed(long_line)  # not a traceback, and no page
+        idle = [socket.create_connection(("127.0.0.1", metrics)) for _ in range(METRICS_CONNECTIONS)]
+        time.sleep(0.2)
+        with socket.create_connection(("127.0.0.1", metrics), timeout=3) as one_too_many:
+            one_too_many.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            assert closed(one_too_many)
+        for sock in idle:  # the idle ones are closed once their time is up
+            sock.settimeout(METRICS_TIMEOUT + 3)
+            assert closed(sock)
+            sock.close()
+        assert b"sdn_ha_mirror_sessions 0" in scrape()  # and scrapes work again
+    finally:
+        sidecar.terminate()
+        _, errors = sidecar.communicate(timeout=10)
+    assert "Traceback" not in errors and '"exception"' not in errors, errors

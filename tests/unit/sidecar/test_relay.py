@@ -98,13 +98,17 @@ def test_the_metrics_page_counts_every_session():
     assert "sdn_ha_mirror_dropped_messages_total 2" in text
     assert "sdn_ha_mirror_sessions 1" in text
     session.peer = ("198.18.1.10", 40000)
-    assert f'sdn_ha_mirror_session_relayed_messages_total{{switch="198.18.1.10:40000",session="{session.id}"}} 3' in (
-        registry.render()
-    )
+    again = SwitchSession(Settings())
+    again.peer = ("198.18.1.10", 40001)  # the same switch, reconnected
+    again.queue.counters.relayed_messages = 4
+    registry.live.add(again)
+    text = registry.render()
+    assert 'sdn_ha_mirror_switch_relayed_messages{switch="198.18.1.10"} 7' in text
+    assert "session=" not in text and "40000" not in text  # one series per switch, not per session
     # The gauge and the counter must not share a name once "_total" is stripped.
     from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.status import mirror_counters
 
-    assert mirror_counters(text)["sessions"] == 1
+    assert mirror_counters(text)["sessions"] == 2
 
 
 def test_the_master_is_reconnected_and_gets_only_what_comes_after():
