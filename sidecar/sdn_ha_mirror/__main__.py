@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
 import socket
@@ -29,6 +28,7 @@ import ssl
 from collections import OrderedDict
 from dataclasses import fields
 
+from . import logs
 from .accounting import Counters
 from .capture import Capture, CaptureStats, PacketRing
 from .identity import Bindings
@@ -51,14 +51,6 @@ log = logging.getLogger("sdn_ha_mirror")
 def address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host, int(port)
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
 
 
 class Registry:
@@ -389,9 +381,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--metrics", type=address, default=("127.0.0.1", 9310))
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    logging.basicConfig(level=args.log_level.upper(), handlers=[handler])
+    logs.setup(args.log_level)
     asyncio.run(serve(args))
 
 

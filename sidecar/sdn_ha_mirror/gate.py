@@ -49,6 +49,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from . import logs
 from .identity import Bindings, Gate
 from .reset import RST, tcp_segment
 
@@ -390,7 +391,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(message)s")
+    logs.setup(args.log_level)
     try:
         run(args)
     except (OSError, ValueError) as exc:

@@ -42,6 +42,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+from . import logs
 from .openflow import OFPT, Framer, FramingError, pack
 from .reset import challenge, parse_resets
 
@@ -251,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true", help="probe once, print JSON and exit")
     parser.add_argument("--on-change", help="command run after the assignment is written, with the dead targets")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logs.setup("info")
     backups = [parse_target(text) for text in args.targets]
     last_resort = parse_target(args.last_resort) if args.last_resort else None
     if args.once:

@@ -204,3 +204,24 @@ def test_the_switch_list_skips_what_is_not_an_ipv4_address(tmp_path):
     switches.write_text("198.18.1.10\n2001:db8::1\n# comment\n\nnot-an-address\n198.18.1.100 # emu-1\n")
     assert read_switches(str(switches)) == ["198.18.1.10", "198.18.1.100"]
     assert read_switches(str(tmp_path / "missing")) == []
+
+
+def test_the_prober_logs_json_lines_like_the_mirror(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from peers import FILES, free_port
+
+    switches = tmp_path / "switches"
+    switches.write_text("198.18.1.10\nnot-an-address\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "sdn_ha_mirror.probe", f"127.0.0.1:{free_port()}", "--once", "--switches", switches],
+        env=dict(os.environ, PYTHONPATH=FILES),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert any(entry["level"] == "error" and "not-an-address" in entry["msg"] for entry in lines), done.stderr
