@@ -44,6 +44,8 @@ IP_FREEBIND = 15  # Linux; Python 3.11's socket module lacks the constant
 METRICS_TIMEOUT = 5.0
 METRICS_LINE = 1 << 12
 METRICS_CONNECTIONS = 8
+# Seconds the daemon gives its closed sessions' last writes when it stops.
+SHUTDOWN_GRACE = 0.2
 
 log = logging.getLogger("sdn_ha_mirror")
 
@@ -83,6 +85,16 @@ class Registry:
             c.dropped_messages,
             c.swallowed_messages,
         )
+
+    def close_all(self) -> None:
+        """Shutdown: every session ends as if its switch had left, its
+        queued copies handed to the master and its counters logged."""
+        if self.capture is not None:
+            for flow in list(self.capture.flows.values()):
+                self.capture.end(flow, "ended: the mirror stopped")
+        for session in list(self.live):
+            if isinstance(session, SwitchSession):
+                session.close()
 
     def totals(self) -> Counters:
         total = Counters()
@@ -342,10 +354,15 @@ async def serve(args: argparse.Namespace) -> None:
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     await stop.wait()
+    log.info("stopping: closing %d sessions", len(registry.live))
     for server in servers:
         server.close()
+    registry.close_all()
     for task in tasks:
         task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    # The closed sessions' last writes (copies to the master, FINs) go out.
+    await asyncio.sleep(SHUTDOWN_GRACE)
     if failed:
         raise SystemExit(1)
 

@@ -130,6 +130,7 @@ class MasterLink:
             self.ready.set()
             self.opening = False
             copier = asyncio.get_running_loop().create_task(self._copy(writer))
+            copier.add_done_callback(self._copier_done)
             try:
                 await self._answer(reader, writer)
             except (ConnectionError, OSError) as exc:
@@ -151,6 +152,15 @@ class MasterLink:
             log.info("switch %s: master went away; reconnecting in %.1f s", self.label, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.settings.master_retry_max)
+
+    def _copier_done(self, copier: asyncio.Task) -> None:
+        """A copier that failed ends the connection (the link reconnects)
+        rather than leave the master connected and fed nothing."""
+        if copier.cancelled() or copier.exception() is None:
+            return
+        log.info("switch %s: copies to the master failed: %r; reconnecting", self.label, copier.exception())
+        if self.writer is not None:
+            self.writer.close()
 
     def flush(self) -> None:
         """Hand every queued copy to the master's transport, past its

@@ -372,3 +372,39 @@ def test_the_metrics_endpoint_is_bounded_in_time_line_length_and_connections():
         sidecar.terminate()
         _, errors = sidecar.communicate(timeout=10)
     assert "Traceback" not in errors and '"exception"' not in errors, errors
+
+
+def test_a_stopped_mirror_closes_its_sessions_and_leaves_no_task_behind():
+    import signal
+    import threading
+
+    from peers import sidecar_process
+
+    primary = socket.create_server(("127.0.0.1", 0))
+    held = []
+
+    def accept():
+        conn, _ = primary.accept()
+        held.append(conn)
+        while conn.recv(65536):
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    sidecar, listen, _ = sidecar_process(primary.getsockname()[1], "--master", "127.0.0.1:9")
+    with socket.create_connection(("127.0.0.1", listen), timeout=5) as switch:
+        switch.sendall(pack(4, OFPT.HELLO, 1))
+        deadline = time.monotonic() + 5
+        while not held and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert held, "the session never reached the primary path"
+        sidecar.send_signal(signal.SIGTERM)
+        try:
+            ended = switch.recv(1) == b""
+        except ConnectionError:
+            ended = True
+    _, errors = sidecar.communicate(timeout=10)
+    primary.close()
+    assert ended and sidecar.returncode == 0
+    assert "closed (session 1)" in errors, errors
+    for sign in ("Traceback", "never retrieved", "was destroyed", '"exception"'):
+        assert sign not in errors, errors
