@@ -55,6 +55,31 @@ def address(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+class LoopErrors:
+    """The event loop's error handler: what peers can make happen again and
+    again (an accept that fails for want of file descriptors, say) is
+    logged LINES_PER_SECOND times a second at most, the rest counted in one
+    line when the second is over."""
+
+    LINES_PER_SECOND = 5
+
+    def __init__(self) -> None:
+        self.since, self.lines, self.quiet = 0.0, 0, 0
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        now = loop.time()
+        if now - self.since >= 1.0:
+            if self.quiet:
+                log.error("%d more event loop errors in that second, not logged each", self.quiet)
+            self.since, self.lines, self.quiet = now, 0, 0
+        if self.lines >= self.LINES_PER_SECOND:
+            self.quiet += 1
+            return
+        self.lines += 1
+        error = context.get("exception")
+        log.error("%s", context.get("message", "event loop error"), exc_info=error if error else None)
+
+
 class Registry:
     """Totals over every session, live and ended, for the metrics page."""
 
@@ -324,6 +349,7 @@ async def serve(args: argparse.Namespace) -> None:
     servers.append(await asyncio.start_server(on_metrics, *args.metrics, limit=METRICS_LINE))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(LoopErrors())
     failed: list[BaseException] = []
 
     def supervise(task: asyncio.Task) -> None:

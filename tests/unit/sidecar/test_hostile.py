@@ -408,3 +408,23 @@ def test_a_stopped_mirror_closes_its_sessions_and_leaves_no_task_behind():
     assert "closed (session 1)" in errors, errors
     for sign in ("Traceback", "never retrieved", "was destroyed", '"exception"'):
         assert sign not in errors, errors
+
+
+def test_event_loop_errors_are_logged_at_a_bounded_rate(caplog):
+    from sdn_ha_mirror.__main__ import LoopErrors
+
+    class Clock:
+        now = 100.0
+
+        def time(self):
+            return self.now
+
+    handler, clock = LoopErrors(), Clock()
+    with caplog.at_level(logging.ERROR, logger="sdn_ha_mirror"):
+        for _ in range(60_000):  # an accept loop out of file descriptors, within one second
+            handler(clock, {"message": "socket.accept() out of system resource", "exception": OSError(24, "EMFILE")})
+        clock.now += 1.0
+        handler(clock, {"message": "the next second"})
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == LoopErrors.LINES_PER_SECOND + 2
+    assert f"{60_000 - LoopErrors.LINES_PER_SECOND} more event loop errors" in lines[-2]
