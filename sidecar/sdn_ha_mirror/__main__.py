@@ -69,15 +69,21 @@ class LoopErrors:
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict) -> None:
         now = loop.time()
         if now - self.since >= 1.0:
-            if self.quiet:
-                log.error("%d more event loop errors in that second, not logged each", self.quiet)
-            self.since, self.lines, self.quiet = now, 0, 0
+            self.flush()
+            self.since, self.lines = now, 0
         if self.lines >= self.LINES_PER_SECOND:
+            if not self.quiet and hasattr(loop, "call_later"):
+                loop.call_later(self.since + 1.0 - now, self.flush)
             self.quiet += 1
             return
         self.lines += 1
         error = context.get("exception")
         log.error("%s", context.get("message", "event loop error"), exc_info=error if error else None)
+
+    def flush(self) -> None:
+        if self.quiet:
+            log.error("%d more event loop errors in that second, not logged each", self.quiet)
+            self.quiet = 0
 
 
 class Registry:

@@ -71,6 +71,10 @@ def keep_alive(sock: socket.socket, timeout: float) -> None:
 # of small messages costs more per byte than one of large ones.
 INSPECT_BUDGET = 0.001
 SLICE_MIN, SLICE_MAX = 1 << 8, 1 << 16
+TIMED = 1 << 10  # reads this long or longer are timed, to size the slices
+# Bytes a switch may send before its session is open (Python before 3.11.5
+# delivers them although reading is paused); past it, the session is closed.
+EARLY_LIMIT = 1 << 18
 
 
 class _Pipe(asyncio.Protocol):
@@ -86,6 +90,7 @@ class _Pipe(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer: _Pipe | None = None
         self.early: list[bytes] = []
+        self.early_bytes = 0
         self.backlog: deque[memoryview] = deque()  # forwarded, not inspected yet
         self.holds: set[str] = set()  # why reading is paused
         self.slice = SLICE_MAX >> 3  # bytes inspected between two looks at the clock
@@ -111,16 +116,46 @@ class _Pipe(asyncio.Protocol):
             # reading is paused; hold them until the primary path is open and
             # has the PROXY header, which must come first.
             self.early.append(data)
+            self.early_bytes += len(data)
             self.transport.pause_reading()
+            if self.early_bytes > EARLY_LIMIT:
+                log.warning(
+                    "switch %s sent %d bytes before its session was open; closed", self.session.peer, self.early_bytes
+                )
+                self.session.close()
             return
         self.forward(data)
 
     def forward(self, data: bytes) -> None:
         self.peer.transport.write(data)
-        waiting = bool(self.backlog)
+        size = len(data)
+        if not self.backlog and size <= self.slice:
+            # One slice's worth, nothing waiting before it: inspected at once
+            # (what a slice costs is what the budget allows).
+            try:
+                if size < TIMED:
+                    self.inspect(data)
+                else:
+                    start = time.perf_counter()
+                    self.inspect(data)
+                    self.resize(size, time.perf_counter() - start)
+            except FramingError as exc:
+                self.refuse(exc)
+            return
         self.backlog.append(memoryview(data))
-        if not waiting:
+        if len(self.backlog) == 1:
             self.inspect_some()
+
+    def resize(self, size: int, spent: float) -> None:
+        """Aim the next slice at a quarter of the budget, from what `size`
+        bytes just cost."""
+        aim = size * INSPECT_BUDGET / (4 * max(spent, 1e-6))
+        self.slice = int(min(max(aim, SLICE_MIN), SLICE_MAX))
+
+    def refuse(self, exc: FramingError) -> None:
+        log.warning("%s sent bytes that are not OpenFlow: %s; closing the session", self.name, exc)
+        self.backlog.clear()
+        self.session.close()
 
     def inspect_some(self) -> None:
         """Inspect the backlog for INSPECT_BUDGET at most; the rest waits for
@@ -142,15 +177,18 @@ class _Pipe(asyncio.Protocol):
                     backlog.popleft()
                 self.inspect(data)
                 then, now = now, clock()
-                if len(data) == size:
-                    aim = size * INSPECT_BUDGET / (4 * max(now - then, 1e-6))
-                    self.slice = int(min(max(aim, SLICE_MIN), SLICE_MAX))
+                if len(data) >= TIMED:
+                    self.resize(len(data), now - then)
                 if backlog and now >= until:
                     self.hold("inspecting")
                     asyncio.get_running_loop().call_soon(self.inspect_some)
                     return
         except FramingError as exc:
-            log.warning("%s sent bytes that are not OpenFlow: %s; closing the session", self.name, exc)
+            self.refuse(exc)
+            return
+        except Exception:  # a bug must close this session, not leave it paused
+            log.exception("%s: inspecting its bytes failed; closing the session", self.name)
+            self.backlog.clear()
             self.session.close()
             return
         self.release("inspecting")
@@ -251,7 +289,7 @@ class SwitchSession:
     def start(self) -> None:
         """The switch connected: open the primary path, then let bytes flow."""
         transport = self.switch.transport
-        transport.pause_reading()
+        self.switch.hold("opening")  # until the primary path is open and has the PROXY header
         self.peer = transport.get_extra_info("peername")[:2]
         if SwitchSession.live >= self.settings.max_sessions:
             SwitchSession.refused += 1
@@ -264,6 +302,7 @@ class SwitchSession:
             )
             self.closed.set()
             transport.close()
+            self._let_go()
             return
         SwitchSession.live += 1
         self.counted = True
@@ -307,6 +346,8 @@ class SwitchSession:
         """A switch answers the controller's echoes: one silent for
         idle_timeout is gone (TCP keepalive only finds dead hosts)."""
         loop = asyncio.get_running_loop()
+        if self.switch is not None and self.switch.holds:
+            self.last_heard = loop.time()  # not read meanwhile: its silence is ours
         silent = loop.time() - self.last_heard
         if silent >= self.settings.idle_timeout:
             self._timed_out("idle", f"silent for {silent:.0f} s")
@@ -326,7 +367,8 @@ class SwitchSession:
             self.close()
             return
         if self.closed.is_set():
-            primary.transport.close()
+            if primary.transport is not None:
+                primary.transport.close()
             return
         primary.transport.write(proxy_v2_header(self.peer, local))
         self.header_sent = True
@@ -334,7 +376,7 @@ class SwitchSession:
         while early and not self.closed.is_set():
             switch.forward(early.pop(0))
         if not self.closed.is_set():
-            switch.transport.resume_reading()
+            switch.release("opening")  # reading resumes unless the early bytes left holds of their own
             self.tap.start()
 
     def close(self) -> None:
@@ -351,11 +393,15 @@ class SwitchSession:
         self._tasks.clear()
         for timer in self._timers:
             timer.cancel()
-        self.tap.close()
         if self.on_close:
             self.on_close(self)
-        # The pipes point at the session; it lets go of them (their
-        # transports hold them until their last callback).
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """The pipes point at the session, and the tap's scanners at the tap:
+        the session lets go of them all (the transports hold the pipes until
+        their last callback), so reference counting alone frees it."""
+        self.tap.close()
         self.switch = self.primary = None
 
     async def wait_closed(self) -> None:

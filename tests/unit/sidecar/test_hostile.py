@@ -140,9 +140,8 @@ def test_the_masters_writes_are_counted_each_but_logged_at_a_bounded_rate(caplog
 
 
 def test_sessions_past_max_sessions_are_closed_at_once_and_counted():
+    from peers import Primary
     from sdn_ha_mirror.relay import SwitchSession, start_server
-
-    from .test_relay import Primary
 
     async def run():
         primary = Primary()
@@ -428,3 +427,58 @@ def test_event_loop_errors_are_logged_at_a_bounded_rate(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == LoopErrors.LINES_PER_SECOND + 2
     assert f"{60_000 - LoopErrors.LINES_PER_SECOND} more event loop errors" in lines[-2]
+
+
+def test_a_session_refused_past_max_sessions_is_freed_at_once():
+    import gc
+    import weakref
+
+    from peers import Primary
+    from sdn_ha_mirror.relay import start_server
+
+    async def run():
+        primary_server = await asyncio.start_server(Primary().handle, "127.0.0.1", 0)
+        sessions = []
+        settings = Settings(primary=primary_server.sockets[0].getsockname()[:2], max_sessions=0)
+        relay = await start_server(settings, on_close=sessions.append, host="127.0.0.1", port=0)
+        reader, writer = await asyncio.open_connection(*relay.sockets[0].getsockname()[:2])
+        await asyncio.sleep(0.2)
+        assert await reader.read() == b""
+        refused = [weakref.ref(obj) for obj in gc.get_objects() if type(obj).__name__ == "SwitchSession"]
+        writer.close()
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+        relay.close()
+        primary_server.close()
+        return [ref for ref in refused if ref() is not None]
+
+    gc.collect()
+    gc.disable()
+    try:
+        alive = asyncio.run(run())
+    finally:
+        gc.enable()
+    assert alive == []
+
+
+def test_reading_resumes_only_when_no_reason_to_pause_is_left():
+    from sdn_ha_mirror.relay import SwitchSession
+
+    class Transport:
+        paused = False
+
+        def pause_reading(self):
+            self.paused = True
+
+        def resume_reading(self):
+            self.paused = False
+
+    session = SwitchSession(Settings())
+    pipe = session.switch
+    pipe.transport = Transport()
+    pipe.hold("opening")
+    pipe.hold("peer busy")  # the early bytes filled the primary path's buffer
+    pipe.release("opening")  # the primary path is open
+    assert pipe.transport.paused
+    pipe.release("peer busy")
+    assert not pipe.transport.paused
