@@ -135,9 +135,40 @@ class Checker:
         self.errors: list[str] = []
         self.networks: dict[str, netaddr.IPNetwork] = {}
         self.owners: dict[netaddr.IPAddress, str] = {}
+        self.broken: set[str] = set()  # hosts whose sdn_ha_addresses is not even a mapping
 
     def error(self, where: str, variable: str, value, problem: str) -> None:
         self.errors.append(f"{where}: {variable} = {value!r} {problem}")
+
+    def note(self, where: str, variable: str, problem: str) -> None:
+        """An error about a value that is missing: there is none to quote."""
+        self.errors.append(f"{where}: {variable}: {problem}")
+
+    def example(self, segment, host_part: int = 10, prefix: bool = True) -> str:
+        """An address of `segment` to show in a fix hint (a generic one when
+        the segment is unknown), so that a hint never names another subnet."""
+        net = self.networks.get(segment)
+        if net is None or net.size <= host_part + 1:
+            return "198.18.1.10/24" if prefix else "198.18.1.10"
+        address = net.network + host_part
+        return f"{address}/{net.prefixlen}" if prefix else str(address)
+
+    def ipv6(self, where, variable, value, parsed) -> bool:
+        """IPv6 is refused everywhere: the topology is IPv4."""
+        if parsed is not None and parsed.version == 6:
+            self.error(
+                where, variable, value, "is IPv6; the topology is IPv4 only (IPv6 is not supported yet): use IPv4"
+            )
+            return True
+        return False
+
+    def kind(self, where, variable, value, expected: type, example: str) -> bool:
+        """Whether value has the YAML type the schema wants; if not, say so."""
+        if isinstance(value, expected):
+            return True
+        names = {dict: "a mapping", list: "a list", str: "a string"}
+        self.error(where, variable, value, f"is {_yaml_type(value)}, not {names[expected]}; write it as {example}")
+        return False
 
     # -- parsing ---------------------------------------------------------
     def parse_network(self, where, variable, value):
@@ -145,6 +176,8 @@ class Checker:
             net = netaddr.IPNetwork(str(value), flags=netaddr.NOHOST)
         except (netaddr.AddrFormatError, ValueError, TypeError):
             self.error(where, variable, value, "is not a CIDR; write it as 198.18.1.0/24")
+            return None
+        if self.ipv6(where, variable, value, net):
             return None
         if "/" not in str(value):
             self.error(where, variable, value, "has no prefix length; write it as 198.18.1.0/24")
@@ -154,27 +187,34 @@ class Checker:
             return None
         return net
 
-    def parse_interface(self, where, variable, value):
+    def parse_interface(self, where, variable, value, segment=None):
+        example = self.example(segment)
         if "/" not in str(value):
-            self.error(where, variable, value, "has no prefix length; write it as 198.18.2.11/24")
+            self.error(where, variable, value, f"has no prefix length; write it as {example}")
             return None
         try:
-            return netaddr.IPNetwork(str(value))
+            iface = netaddr.IPNetwork(str(value))
         except (netaddr.AddrFormatError, ValueError, TypeError):
-            self.error(where, variable, value, "is not an address/prefix; write it as 198.18.2.11/24")
+            self.error(where, variable, value, f"is not an address/prefix; write it as {example}")
             return None
+        return None if self.ipv6(where, variable, value, iface) else iface
 
-    def parse_address(self, where, variable, value):
+    def parse_address(self, where, variable, value, segment=None):
         try:
             if "/" in str(value):
                 raise ValueError
-            return netaddr.IPAddress(str(value))
+            ip = netaddr.IPAddress(str(value))
         except (netaddr.AddrFormatError, ValueError, TypeError):
-            self.error(where, variable, value, "is not an IP address; write it as 198.18.2.100")
+            example = self.example(segment, 100, prefix=False)
+            self.error(where, variable, value, f"is not an IP address; write it as {example}")
             return None
+        return None if self.ipv6(where, variable, value, ip) else ip
 
     # -- checks ----------------------------------------------------------
     def check_segments(self) -> None:
+        if not self.kind("all", "sdn_ha_segments", self.topo.segments, dict, "{switch: 198.18.1.0/24, ...}"):
+            self.topo.segments = {}
+            return
         for name, cidr in self.topo.segments.items():
             net = self.parse_network("all", f"sdn_ha_segments.{name}", cidr)
             if net is None:
@@ -191,6 +231,8 @@ class Checker:
 
     def check_reserved(self) -> set:
         reserved = set()
+        if not self.kind("all", "sdn_ha_reserved_addresses", self.topo.reserved_addresses, list, "[198.18.1.1]"):
+            return reserved
         for value in self.topo.reserved_addresses:
             ip = self.parse_address("all", "sdn_ha_reserved_addresses", value)
             if ip is not None:
@@ -231,16 +273,19 @@ class Checker:
             ("sdn_ha_front_vip", self.topo.front_vip, self.topo.front_segment),
             ("sdn_ha_back_vip", self.topo.back_vip, self.topo.back_segment),
         ):
-            ip = self.parse_address("all", variable, value)
+            ip = self.parse_address("all", variable, value, segment)
             if ip is not None and self.check_in_segment(ip, segment, "all", variable, value):
                 self.claim(ip, "all", variable, value, reserved)
 
     def check_host_addresses(self, host, spec, reserved) -> list:
         connected = []
         addresses = spec.get("addresses") or {}
+        if not self.kind(host, "sdn_ha_addresses", addresses, dict, self.addresses_example(addresses)):
+            self.broken.add(host)  # what depends on its addresses would only repeat this
+            return connected
         for segment, value in sorted(addresses.items()):
             variable = f"sdn_ha_addresses.{segment}"
-            iface = self.parse_interface(host, variable, value)
+            iface = self.parse_interface(host, variable, value, segment)
             if iface is None:
                 continue
             clash = next((c for c in connected if iface.ip in c[1] or c[1].ip in iface), None)
@@ -261,8 +306,32 @@ class Checker:
             connected.append((segment, iface))
         return connected
 
+    def addresses_example(self, given) -> str:
+        """sdn_ha_addresses as a mapping, from the addresses given in another
+        shape where each lies in a known segment."""
+        pairs = []
+        for value in given if isinstance(given, list) else []:
+            try:
+                ip = netaddr.IPNetwork(str(value)).ip
+            except (netaddr.AddrFormatError, ValueError, TypeError):
+                break
+            segment = next((name for name, net in self.networks.items() if ip in net), None)
+            if segment is None:
+                break
+            pairs.append(f"{segment}: {value}")
+        else:
+            if pairs:
+                return "{" + ", ".join(pairs) + "}"
+        return "{SEGMENT: ADDRESS/PREFIX, ...} (segment name to address/prefix)"
+
     def check_routes(self, host, spec, connected, reserved) -> None:
-        for index, route in enumerate(spec.get("routes") or []):
+        if host in self.broken:
+            return
+        routes = spec.get("routes") or []
+        if not self.kind(host, "sdn_ha_routes", routes, list, "[{to: 198.18.3.0/24, via: 198.18.2.100}]"):
+            return
+        destinations: dict = {}
+        for index, route in enumerate(routes):
             where = f"sdn_ha_routes[{index}]"
             to = route.get("to") if isinstance(route, dict) else None
             via = route.get("via") if isinstance(route, dict) else None
@@ -270,7 +339,12 @@ class Checker:
                 self.error(host, where, route, "needs both 'to' and 'via'")
                 continue
             if to != "default":
-                self.parse_network(host, f"{where}.to", to)
+                net = self.parse_network(host, f"{where}.to", to)
+                if net is not None:
+                    self.check_destination(host, f"{where}.to", to, net, connected)
+            if to in destinations:
+                self.error(host, f"{where}.to", to, f"is routed already by sdn_ha_routes[{destinations[to]}]; keep one")
+            destinations.setdefault(to, index)
             hop = self.parse_address(host, f"{where}.via", via)
             if hop is None:
                 continue
@@ -282,6 +356,21 @@ class Checker:
                     host, f"{where}.via", via, f"is not on a directly connected subnet of {host} (connected: {nets})"
                 )
 
+    def check_destination(self, host, variable, value, net, connected) -> None:
+        """A route's destination must not be (part of) a subnet the host is
+        on: the kernel already reaches it through that interface, and the
+        route would send that traffic to a router instead."""
+        for segment, iface in connected:
+            if net in iface.cidr or iface.cidr in net:
+                self.error(
+                    host,
+                    variable,
+                    value,
+                    f"overlaps {iface.cidr}, which {host} is on directly (sdn_ha_addresses.{segment}); "
+                    "route only subnets the host is not on",
+                )
+                return
+
     def check_controllers(self, reserved_unused=None) -> None:
         masters = []
         controllers = [h for h, s in self.topo.hosts.items() if "controllers" in (s.get("groups") or [])]
@@ -292,23 +381,37 @@ class Checker:
                 self.error(host, "sdn_ha_controller_role", role, f"must be one of {', '.join(CONTROLLER_ROLES)}")
             elif role == "master":
                 masters.append(host)
-            if self.topo.controller_segment not in (spec.get("addresses") or {}):
+            if host not in self.broken and self.topo.controller_segment not in (spec.get("addresses") or {}):
                 self.error(
                     host,
                     "sdn_ha_addresses",
                     spec.get("addresses"),
                     f"has no address on the controller segment {self.topo.controller_segment!r}",
                 )
-        if controllers and len(masters) != 1:
-            found = ", ".join(sorted(masters)) if masters else "none"
+        if controllers and not masters:
+            self.note(
+                "controllers",
+                "sdn_ha_controller_role",
+                f"no controller is master (of {', '.join(sorted(controllers))}); give exactly one "
+                "sdn_ha_controller_role: master",
+            )
+        elif len(masters) > 1:
             self.error(
                 "controllers",
                 "sdn_ha_controller_role",
-                found,
+                ", ".join(sorted(masters)),
                 "names the master controller(s); exactly one controller must be master",
             )
         elif not controllers:
             self.error("all", "groups.controllers", [], "is empty; the pool needs one master and at least one backup")
+        roles = [self.topo.hosts[h].get("controller_role") for h in controllers]
+        if controllers and "backup" not in roles and all(r in CONTROLLER_ROLES for r in roles):
+            self.note(
+                "controllers",
+                "sdn_ha_controller_role",
+                f"no controller is a backup (of {', '.join(sorted(controllers))}); the backups carry the switches "
+                "and the master never does: give at least one sdn_ha_controller_role: backup",
+            )
 
     def check_fleet(self, reserved) -> dict:
         """sdn_ha_switch_fleet: every entry expands, each switch's address is
@@ -316,6 +419,9 @@ class Checker:
         unique. Returns datapath id -> switch name, for check_switches."""
         seen: dict[int, str] = {}
         names = {h for h, s in self.topo.hosts.items() if "switches" in (s.get("groups") or [])}
+        example = "[{name: emu, addresses: 198.18.1.100-198.18.1.163, datapath_ids: '0x1000'}]"
+        if not self.kind("all", "sdn_ha_switch_fleet", self.topo.fleet or [], list, example):
+            return seen
         for index, entry in enumerate(self.topo.fleet or []):
             variable = f"sdn_ha_switch_fleet[{index}]"
             try:
@@ -337,6 +443,8 @@ class Checker:
             for switch in switches:
                 name, address, dpid = switch["name"], switch["address"], int(switch["datapath_id"], 16)
                 ip = netaddr.IPAddress(address)
+                if self.ipv6(name, f"{variable}.addresses", address, ip):
+                    break
                 if not self.check_in_segment(ip, segment, name, f"{variable}.addresses", address):
                     break
                 self.claim(ip, name, f"{variable}.addresses", address, reserved)
@@ -371,7 +479,7 @@ class Checker:
 
     def check_load_balancers(self) -> None:
         for host, spec in self.topo.hosts.items():
-            if "load_balancers" not in (spec.get("groups") or []):
+            if "load_balancers" not in (spec.get("groups") or []) or host in self.broken:
                 continue
             addresses = spec.get("addresses") or {}
             for segment, vip in (
@@ -389,18 +497,12 @@ class Checker:
             return
         if self.topo.mode != "nat":
             return
-        controllers = [s for s in self.topo.hosts.values() if "controllers" in (s.get("groups") or [])]
-        if controllers and not any(s.get("controller_role") == "backup" for s in controllers):
-            self.error(
-                "controllers",
-                "sdn_ha_controller_role",
-                "no backup",
-                "is what the pool has; nat mode spreads the switches over the backups, never over the master",
-            )
         # conntrackd keeps the LBs' NAT state in step over the sync segment.
         for host, spec in self.topo.hosts.items():
-            if "load_balancers" in (spec.get("groups") or []) and self.topo.sync_segment not in (
-                spec.get("addresses") or {}
+            if (
+                "load_balancers" in (spec.get("groups") or [])
+                and host not in self.broken
+                and self.topo.sync_segment not in (spec.get("addresses") or {})
             ):
                 self.error(
                     host,
@@ -451,8 +553,12 @@ class Checker:
                     )
 
     def check_ports(self) -> None:
+        if not self.kind("all", "sdn_ha_openflow_ports", self.topo.openflow_ports, list, "[6653]"):
+            return
         for port in self.topo.openflow_ports:
-            if not isinstance(port, int) or not 0 < port < 65536:
+            if isinstance(port, str) and port.isdigit():
+                port = int(port)
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
                 self.error("all", "sdn_ha_openflow_ports", port, "must be a TCP port number (1-65535)")
 
     def run(self) -> list[str]:
@@ -470,6 +576,21 @@ class Checker:
         self.check_mode()
         self.check_tls()
         return self.errors
+
+
+def _yaml_type(value) -> str:
+    """How YAML would call what the inventory gave."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if value is None:
+        return "empty"
+    return "a string"
 
 
 def validate(topo: Topology) -> list[str]:

@@ -34,7 +34,8 @@ options:
     description:
       - C(sdn_ha_segments). Segment name to IPv4 CIDR.
       - Segments must not overlap.
-    type: dict
+      - Any type is taken, so that a wrong one is reported naming the variable; a mapping is valid.
+    type: raw
     required: true
   front_vip:
     description:
@@ -62,13 +63,12 @@ options:
     description:
       - C(sdn_ha_reserved_addresses). Addresses that no host, VIP or next hop
         may use, such as a lab host's own address on each network.
-    type: list
-    elements: str
+      - A list; any type is taken, so that a wrong one is reported naming the variable.
+    type: raw
     default: []
   openflow_ports:
-    description: C(sdn_ha_openflow_ports). TCP ports the front VIP serves.
-    type: list
-    elements: int
+    description: C(sdn_ha_openflow_ports). TCP ports the front VIP serves, a list.
+    type: raw
     default: [6653]
   mode:
     description:
@@ -98,8 +98,8 @@ options:
       - The n-th address (from 1) is switch C(NAME-n) with datapath id
         C(FIRST + n - 1). Every address must lie in the segment and belong to
         no one else; every datapath id must be unique.
-    type: list
-    elements: dict
+      - A list; any type is taken, so that a wrong one is reported naming the variable.
+    type: raw
     default: []
   switch_segment:
     description: C(sdn_ha_switch_segment). The segment the fleet's switches are on, unless an entry says otherwise.
@@ -137,13 +137,14 @@ options:
           - C(sdn_ha_addresses). Segment name to C(address/prefix).
           - The interface is found by address on the host, so one inventory
             serves any interface naming.
-        type: dict
+          - A mapping; any type is taken, so that a wrong one is reported naming the host and the variable.
+        type: raw
       routes:
         description:
           - C(sdn_ha_routes). Static routes, each C({to, via}). C(to) is a
-            CIDR or C(default); C(via) must be on a connected subnet.
-        type: list
-        elements: dict
+            CIDR or C(default), never a subnet the host is on; C(via) must be on a connected subnet.
+          - A list; any type is taken, so that a wrong one is reported naming the host and the variable.
+        type: raw
       controller_role:
         description: C(sdn_ha_controller_role). C(master) or C(backup); exactly one master.
         type: str
@@ -198,8 +199,8 @@ from ansible_collections.sdn_ha.control_plane.plugins.module_utils import topolo
 def main() -> None:
     host_spec = {
         "name": {"type": "str", "required": True},
-        "addresses": {"type": "dict"},
-        "routes": {"type": "list", "elements": "dict"},
+        "addresses": {"type": "raw"},
+        "routes": {"type": "raw"},
         "controller_role": {"type": "str"},
         "datapath_id": {"type": "str"},
         "groups": {"type": "list", "elements": "str"},
@@ -207,17 +208,17 @@ def main() -> None:
     }
     module = AnsibleModule(
         argument_spec={
-            "segments": {"type": "dict", "required": True},
+            "segments": {"type": "raw", "required": True},
             "front_vip": {"type": "str", "required": True},
             "back_vip": {"type": "str", "required": True},
             "front_segment": {"type": "str", "default": "transit"},
             "back_segment": {"type": "str", "default": "control"},
             "controller_segment": {"type": "str", "default": "control"},
-            "reserved_addresses": {"type": "list", "elements": "str", "default": []},
-            "openflow_ports": {"type": "list", "elements": "int", "default": [6653]},
+            "reserved_addresses": {"type": "raw", "default": []},
+            "openflow_ports": {"type": "raw", "default": [6653]},
             "mode": {"type": "str", "default": "proxy"},
             "sync_segment": {"type": "str", "default": "sync"},
-            "fleet": {"type": "list", "elements": "dict", "default": []},
+            "fleet": {"type": "raw", "default": []},
             "switch_segment": {"type": "str", "default": "switch"},
             "tls": {"type": "bool", "default": False},
             "tls_ca": {"type": "bool", "default": False},

@@ -85,7 +85,10 @@ def test_the_lab_topology_is_valid():
             {"hosts__ctl2__addresses": {"control": "198.18.3.1/24"}},
             "ctl2: sdn_ha_addresses.control = '198.18.3.1/24' is in sdn_ha_reserved_addresses",
         ),
-        ({"hosts__ctl1__controller_role": "backup"}, "controllers: sdn_ha_controller_role = 'none'"),
+        (
+            {"hosts__ctl1__controller_role": "backup"},
+            "controllers: sdn_ha_controller_role: no controller is master (of ctl1, ctl2)",
+        ),
         ({"hosts__ctl2__controller_role": "master"}, "controllers: sdn_ha_controller_role = 'ctl1, ctl2'"),
         ({"hosts__ctl2__controller_role": "primary"}, "ctl2: sdn_ha_controller_role = 'primary' must be one of"),
         (
@@ -107,6 +110,49 @@ def test_the_lab_topology_is_valid():
         ({"hosts__sw1__datapath_id": "zz"}, "sw1: sdn_ha_datapath_id = 'zz' is not a datapath id"),
         ({"hosts__rtr1__routes": [{"to": "198.18.3.0/24"}]}, "rtr1: sdn_ha_routes[0]"),
         ({"openflow_ports": [70000]}, "sdn_ha_openflow_ports = 70000"),
+        # IPv6, wherever an address goes: the topology is IPv4.
+        ({"front_vip": "2001:db8::100"}, "all: sdn_ha_front_vip = '2001:db8::100' is IPv6; the topology is IPv4 only"),
+        ({"segments__sync": "2001:db8:4::/64"}, "all: sdn_ha_segments.sync = '2001:db8:4::/64' is IPv6"),
+        ({"hosts__ctl2__addresses": {"control": "2001:db8::22/64"}}, "ctl2: sdn_ha_addresses.control = '2001:db8"),
+        (
+            {"hosts__sw1__routes": [{"to": "default", "via": "fe80::1"}]},
+            "sw1: sdn_ha_routes[0].via = 'fe80::1' is IPv6",
+        ),
+        # Route destinations against the host's own subnets, and twice.
+        (
+            {"hosts__lb1__routes": [{"to": "198.18.3.0/24", "via": "198.18.2.2"}]},
+            "lb1: sdn_ha_routes[0].to = '198.18.3.0/24' overlaps 198.18.3.0/24, which lb1 is on directly "
+            "(sdn_ha_addresses.control)",
+        ),
+        (
+            {"hosts__lb1__routes": [{"to": "198.18.3.128/25", "via": "198.18.2.2"}]},
+            "lb1: sdn_ha_routes[0].to = '198.18.3.128/25' overlaps 198.18.3.0/24",
+        ),
+        (
+            {
+                "hosts__lb1__routes": [
+                    {"to": "198.18.1.0/24", "via": "198.18.2.2"},
+                    {"to": "198.18.1.0/24", "via": "198.18.2.3"},
+                ]
+            },
+            "lb1: sdn_ha_routes[1].to = '198.18.1.0/24' is routed already by sdn_ha_routes[0]",
+        ),
+        # Wrong YAML types name the host, the variable and the value.
+        ({"segments": ["198.18.1.0/24"]}, "all: sdn_ha_segments = ['198.18.1.0/24'] is a list, not a mapping"),
+        ({"hosts__lb1__addresses": ["198.18.2.11/24"]}, "lb1: sdn_ha_addresses = ['198.18.2.11/24'] is a list, not"),
+        (
+            {"hosts__rtr1__routes": {"to": "default"}},
+            "rtr1: sdn_ha_routes = {'to': 'default'} is a mapping, not a list",
+        ),
+        ({"openflow_ports": 6653}, "all: sdn_ha_openflow_ports = 6653 is a number, not a list"),
+        ({"reserved_addresses": "198.18.1.1"}, "all: sdn_ha_reserved_addresses = '198.18.1.1' is a string, not a list"),
+        # A fix hint shows an address of the segment in question.
+        ({"hosts__ctl2__addresses": {"control": "198.18.3.22"}}, "has no prefix length; write it as 198.18.3.10/24"),
+        (
+            {"hosts__sw1__addresses": {"switch": "198.18.1.x/24"}},
+            "is not an address/prefix; write it as 198.18.1.10/24",
+        ),
+        ({"back_vip": "control-vip"}, "is not an IP address; write it as 198.18.3.100"),
     ],
 )
 def test_each_bad_input_is_named(changes, message):
@@ -226,15 +272,30 @@ def test_a_huge_fleet_entry_is_refused_before_it_is_expanded():
     )
 
 
-def test_nat_mode_needs_a_backup_controller():
+@pytest.mark.parametrize("mode", ["proxy", "nat"])
+def test_every_mode_needs_a_backup_controller(mode):
     data = copy.deepcopy(LAB)
     data["hosts"]["lb1"]["addresses"]["sync"] = "198.18.4.11/24"
     data["hosts"]["ctl2"]["controller_role"] = "master"
     data["hosts"]["ctl1"]["controller_role"] = "backup"
-    assert validate(Topology(**{**data, "mode": "nat"})) == []
+    assert validate(Topology(**{**data, "mode": mode})) == []
     data["hosts"]["ctl1"]["groups"] = []
-    errors = validate(Topology(**{**data, "mode": "nat"}))
-    assert "controllers: sdn_ha_controller_role = 'no backup' is what the pool has" in errors[-1]
+    errors = validate(Topology(**{**data, "mode": mode}))
+    assert errors == [
+        "controllers: sdn_ha_controller_role: no controller is a backup (of ctl2); the backups carry the switches "
+        "and the master never does: give at least one sdn_ha_controller_role: backup"
+    ]
+
+
+def test_a_wrong_type_is_the_only_error_it_causes():
+    """The root cause, not follow-on errors about what it hid."""
+    assert errors_for(segments=["198.18.1.0/24"])[0].startswith("all: sdn_ha_segments = [")
+    (error,) = errors_for(hosts__rtr1__routes={"to": "default"})
+    assert error.startswith("rtr1: sdn_ha_routes")
+    (error,) = errors_for(hosts__ctl2__addresses=["198.18.3.22/24"])
+    assert error == (
+        "ctl2: sdn_ha_addresses = ['198.18.3.22/24'] is a list, not a mapping; write it as {control: 198.18.3.22/24}"
+    )
 
 
 def test_tls_needs_proxy_mode_the_relay_a_ca_and_every_switch_and_lbs_certificate_and_key():
