@@ -91,6 +91,7 @@ class _Pipe(asyncio.Protocol):
         self.peer: _Pipe | None = None
         self.early: list[bytes] = []
         self.early_bytes = 0
+        self.reads = 0  # reads so far
         self.backlog: deque[memoryview] = deque()  # forwarded, not inspected yet
         self.holds: set[str] = set()  # why reading is paused
         self.slice = SLICE_MAX >> 3  # bytes inspected between two looks at the clock
@@ -111,6 +112,7 @@ class _Pipe(asyncio.Protocol):
             self.transport.resume_reading()
 
     def data_received(self, data: bytes) -> None:
+        self.reads += 1  # what the idle check looks at (cheaper than the clock)
         if self.peer.transport is None or (self.name == "switch" and not self.session.header_sent):
             # Python < 3.11.5 (Debian 12 has 3.11.2) may deliver bytes although
             # reading is paused; hold them until the primary path is open and
@@ -230,10 +232,6 @@ class _SwitchPipe(_Pipe):
         if bindings is not None and self.session.peer is not None:
             self.gate = Gate(bindings, self.session.peer[0], str(self.session.peer))
 
-    def data_received(self, data: bytes) -> None:
-        self.session.last_heard = time.monotonic()  # the loop's clock
-        super().data_received(data)
-
     def forward(self, data: bytes) -> None:
         if self.gate is not None:
             if not self.gate.feed(data):
@@ -272,7 +270,8 @@ class SwitchSession:
         self.counted = False  # one of SwitchSession.live
         self._tasks: list[asyncio.Task] = []
         self._timers: list[asyncio.TimerHandle] = []
-        self.last_heard = 0.0  # the loop's time when the switch last sent bytes
+        self.last_heard = 0.0  # the loop's time when the switch was last seen to send bytes
+        self.reads_seen = 0  # the switch pipe's reads then
 
     @property
     def queue(self):
@@ -344,10 +343,14 @@ class SwitchSession:
 
     def _still_heard(self) -> None:
         """A switch answers the controller's echoes: one silent for
-        idle_timeout is gone (TCP keepalive only finds dead hosts)."""
+        idle_timeout is gone (TCP keepalive only finds dead hosts). Looked
+        at every idle_timeout, so a silent switch goes within twice that."""
         loop = asyncio.get_running_loop()
-        if self.switch is not None and self.switch.holds:
-            self.last_heard = loop.time()  # not read meanwhile: its silence is ours
+        switch = self.switch
+        if switch is not None and (switch.holds or switch.reads != self.reads_seen):
+            # It sent something since the last look, or it was not read
+            # meanwhile (its silence is ours).
+            self.last_heard, self.reads_seen = loop.time(), switch.reads
         silent = loop.time() - self.last_heard
         if silent >= self.settings.idle_timeout:
             self._timed_out("idle", f"silent for {silent:.0f} s")
