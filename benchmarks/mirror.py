@@ -317,7 +317,10 @@ def inside(args: argparse.Namespace) -> None:
         }
         for round_ in range(args.runs):
             print(f"round {round_ + 1}/{args.runs}", file=sys.stderr, flush=True)
-            for path in PATHS:
+            # Every other round runs the paths in the reverse order, so that
+            # what one path leaves behind (a master still draining its
+            # copies, a warmed cache) does not always favour the next.
+            for path in list(PATHS) if round_ % 2 == 0 else list(PATHS)[::-1]:
                 for pattern, trial in (
                     ("one", lambda p=path: throughput(p, args.messages, 1)),
                     # The same, long enough for a steady state, then with the master frozen.
