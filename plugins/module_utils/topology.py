@@ -125,6 +125,8 @@ class Topology:
     tls: bool = False
     tls_ca: bool = False  # whether sdn_ha_tls_ca is given
     mirror: bool = True
+    # The keepalived role's defaults for what a host's "vrrp" does not set.
+    vrrp_defaults: dict = field(default_factory=lambda: {"front_vrid": 51, "back_vrid": 52, "priority": 100})
 
 
 class Checker:
@@ -552,6 +554,50 @@ class Checker:
                         f" (PEM{', in Ansible Vault' if part == 'key' else ''})",
                     )
 
+    def check_vrrp(self) -> None:
+        """The LB pair's VRRP: ids and priorities in range, the two instances
+        apart, and every LB with the same id for each instance (otherwise
+        each LB is master alone). keepalived -t sees one host, and only once
+        the plays before it have changed hosts."""
+        lbs = sorted(h for h, s in self.topo.hosts.items() if "load_balancers" in (s.get("groups") or []))
+        first: dict[str, tuple] = {}
+        for host in lbs:
+            given = self.topo.hosts[host].get("vrrp") or {}
+            values = {**self.topo.vrrp_defaults, **given}
+            ids = {}
+            for key, low, high, what in (
+                ("front_vrid", 1, 255, "a VRRP router id; use 1-255"),
+                ("back_vrid", 1, 255, "a VRRP router id; use 1-255"),
+                ("priority", 1, 254, "a VRRP priority; use 1-254 (255 is for the address owner)"),
+            ):
+                value = values.get(key)
+                try:
+                    number = int(str(value))
+                except (TypeError, ValueError):
+                    number = None
+                if number is None or not low <= number <= high:
+                    self.error(host, f"keepalived_{key}", value, f"is not {what}")
+                elif key != "priority":
+                    ids[key] = number
+            if len(ids) == 2 and ids["front_vrid"] == ids["back_vrid"]:
+                self.error(
+                    host,
+                    "keepalived_back_vrid",
+                    values["back_vrid"],
+                    "is also keepalived_front_vrid; the front and back VRRP instances need different ids",
+                )
+            for key, number in ids.items():
+                if key not in first:
+                    first[key] = (host, number)
+                elif first[key][1] != number:
+                    self.error(
+                        host,
+                        f"keepalived_{key}",
+                        values[key],
+                        f"differs from {first[key][0]}'s ({first[key][1]}); the LBs of the pair need the same id, "
+                        "or each one is master alone",
+                    )
+
     def check_ports(self) -> None:
         if not self.kind("all", "sdn_ha_openflow_ports", self.topo.openflow_ports, list, "[6653]"):
             return
@@ -572,6 +618,7 @@ class Checker:
         self.check_controllers()
         self.check_switches(self.check_fleet(reserved))
         self.check_load_balancers()
+        self.check_vrrp()
         self.check_ports()
         self.check_mode()
         self.check_tls()

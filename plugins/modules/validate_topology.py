@@ -120,6 +120,12 @@ options:
     description: C(sdn_ha_mirror). Whether the mirror role runs its sidecar (in proxy mode, the relay that ends TLS).
     type: bool
     default: true
+  vrrp_defaults:
+    description:
+      - The keepalived role's defaults of C(front_vrid), C(back_vrid) and C(priority), for the load balancers whose
+        O(hosts[].vrrp) does not set them. P(sdn_ha.control_plane.site#playbook) reads them from the role.
+    type: dict
+    default: {front_vrid: 51, back_vrid: 52, priority: 100}
   hosts:
     description:
       - Per-host topology, one entry a host. Build it with the
@@ -155,6 +161,14 @@ options:
         description: The host's groups (C(group_names)).
         type: list
         elements: str
+      vrrp:
+        description:
+          - The VRRP values the inventory sets on a load balancer, as C(front_vrid), C(back_vrid) and
+            C(priority) (C(keepalived_front_vrid), C(keepalived_back_vrid), C(keepalived_priority)).
+          - O(vrrp_defaults) fills the rest.
+          - Ids must be 1-255 and differ between the two instances, priorities 1-254, and every load balancer must
+            have the same id for each instance.
+        type: dict
       tls:
         description:
           - Which of C(sdn_ha_tls_cert) and C(sdn_ha_tls_key) the host has, as V(cert) and V(key); never their
@@ -205,6 +219,7 @@ def main() -> None:
         "datapath_id": {"type": "str"},
         "groups": {"type": "list", "elements": "str"},
         "tls": {"type": "list", "elements": "str"},
+        "vrrp": {"type": "dict"},
     }
     module = AnsibleModule(
         argument_spec={
@@ -223,6 +238,7 @@ def main() -> None:
             "tls": {"type": "bool", "default": False},
             "tls_ca": {"type": "bool", "default": False},
             "mirror": {"type": "bool", "default": True},
+            "vrrp_defaults": {"type": "dict", "default": {"front_vrid": 51, "back_vrid": 52, "priority": 100}},
             "hosts": {"type": "list", "elements": "dict", "required": True, "options": host_spec},
         },
         supports_check_mode=True,
@@ -248,6 +264,7 @@ def main() -> None:
         tls=p["tls"],
         tls_ca=p["tls_ca"],
         mirror=p["mirror"],
+        vrrp_defaults=p["vrrp_defaults"],
     )
     errors = topology.validate(topo)
     result = {"changed": False, "errors": errors, "hosts_checked": len(topo.hosts)}

@@ -18,6 +18,9 @@ _TOPOLOGY_VARS = {
 }
 
 
+_VRRP_VARS = ("front_vrid", "back_vrid", "priority")
+
+
 def host_address(address: str) -> str:
     """'198.18.2.11/24' -> '198.18.2.11'."""
     return str(address).split("/", 1)[0]
@@ -35,6 +38,10 @@ def topology_hosts(hostvars: Mapping, hosts: Iterable[str]) -> list[dict]:
                 entry[key] = str(value) if key == "datapath_id" else value
         # Whether the TLS material is there, never what it is.
         entry["tls"] = [part for part in ("cert", "key") if hv.get(f"sdn_ha_tls_{part}")]
+        # The VRRP values the inventory sets (the keepalived role's defaults fill the rest).
+        vrrp = {key: hv.get(f"keepalived_{key}") for key in _VRRP_VARS if hv.get(f"keepalived_{key}") is not None}
+        if vrrp:
+            entry["vrrp"] = vrrp
         result.append(entry)
     return result
 

@@ -318,3 +318,23 @@ def test_tls_needs_proxy_mode_the_relay_a_ca_and_every_switch_and_lbs_certificat
     assert len(errors) == 4
     # Without TLS, none of it is asked for.
     assert validate(Topology(**{**copy.deepcopy(LAB), "tls_ca": False})) == []
+
+
+def test_the_lb_pairs_vrrp_ids_and_priorities():
+    data = copy.deepcopy(LAB)
+    data["hosts"]["lb2"] = {
+        "groups": ["load_balancers"],
+        "addresses": {"transit": "198.18.2.12/24", "control": "198.18.3.12/24"},
+        "vrrp": {"priority": 110},
+    }
+    assert validate(Topology(**data)) == []
+    data["hosts"]["lb1"]["vrrp"] = {"front_vrid": 300, "priority": 255}
+    data["hosts"]["lb2"]["vrrp"] = {"back_vrid": 51}
+    assert validate(Topology(**data)) == [
+        "lb1: keepalived_front_vrid = 300 is not a VRRP router id; use 1-255",
+        "lb1: keepalived_priority = 255 is not a VRRP priority; use 1-254 (255 is for the address owner)",
+        "lb2: keepalived_back_vrid = 51 is also keepalived_front_vrid; the front and back VRRP instances need "
+        "different ids",
+        "lb2: keepalived_back_vrid = 51 differs from lb1's (52); the LBs of the pair need the same id, or each one is "
+        "master alone",
+    ]
