@@ -335,11 +335,13 @@ def inside(args: argparse.Namespace) -> None:
                     if pattern in ("steady", "frozen") and path != "c":
                         continue
                     dropped = metric("sdn_ha_mirror_dropped_messages_total")
-                    cpu = cpu_seconds(procs["sidecar"].pid)
+                    sidecar = procs["previous" if path == "p" else "sidecar"].pid
+                    cpu = cpu_seconds(sidecar)
                     value = trial()
-                    if path == "c" and pattern in sent:
-                        cpu_us.setdefault(pattern, []).append(
-                            (cpu_seconds(procs["sidecar"].pid) - cpu) * 1e6 / sent[pattern]
+                    if path in SIDECARS and pattern in sent:
+                        # CPU per message: far steadier than a rate on a shared machine.
+                        cpu_us.setdefault((path, pattern), []).append(
+                            (cpu_seconds(sidecar) - cpu) * 1e6 / sent[pattern]
                         )
                     drops[pattern] = drops.get(pattern, 0) + metric("sdn_ha_mirror_dropped_messages_total") - dropped
                     if pattern == "latency":
@@ -394,9 +396,13 @@ def inside(args: argparse.Namespace) -> None:
         def later(q: str) -> float:
             return statistics.median(results[("c", q)]) - statistics.median(results[("p", q)])
 
+        def cpu_ratio(pattern: str) -> float:
+            return statistics.median(cpu_us[("c", pattern)]) / statistics.median(cpu_us[("p", pattern)])
+
         print(
             f"(c) against (p) at {args.against}: one msg per write {against('one'):.2f}x, bulk {against('bulk'):.2f}x;"
-            f" round trip {later('p50'):+.0f} us at p50, {later('p99'):+.0f} us at p99"
+            f" round trip {later('p50'):+.0f} us at p50, {later('p99'):+.0f} us at p99;"
+            f" sidecar CPU per message {cpu_ratio('one'):.2f}x one per write, {cpu_ratio('bulk'):.2f}x bulk"
         )
     print(
         f"\nMaster frozen (SIGSTOP), (c) one msg per write, {args.messages * FROZEN_SCALE} messages:"
@@ -404,10 +410,11 @@ def inside(args: argparse.Namespace) -> None:
         f" {spread(rate('c', 'steady'), '{:.0f}')} k msg/s; ratio {spread(stalled_ratios, '{:.2f}')}x"
     )
     sent["latency"] = args.latency_messages + LATENCY_WARMUP
-    print(
-        "Sidecar CPU per relayed message in (c), microseconds: "
-        + "; ".join(f"{k} {spread(v, '{:.2f}')}" for k, v in cpu_us.items())
-    )
+    for path in SIDECARS:
+        print(
+            f"Sidecar CPU per relayed message in ({path}), microseconds: "
+            + "; ".join(f"{k} {spread(v, '{:.2f}')}" for (where, k), v in cpu_us.items() if where == path)
+        )
     print(
         "Copies dropped by the sidecar, of the PACKET_INs sent through (c): "
         + "; ".join(f"{k} {drops[k]} of {sent[k] * args.runs}" for k in sent)
