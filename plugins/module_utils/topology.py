@@ -138,6 +138,7 @@ class Checker:
         self.networks: dict[str, netaddr.IPNetwork] = {}
         self.owners: dict[netaddr.IPAddress, str] = {}
         self.broken: set[str] = set()  # hosts whose sdn_ha_addresses is not even a mapping
+        self.connected: dict[str, list] = {}  # host -> [(segment, interface)]
 
     def error(self, where: str, variable: str, value, problem: str) -> None:
         self.errors.append(f"{where}: {variable} = {value!r} {problem}")
@@ -598,6 +599,67 @@ class Checker:
                         "or each one is master alone",
                     )
 
+    def reaches(self, host: str, target) -> bool:
+        """Whether `host` is on `target` (a network) or routes to all of it."""
+        spec = self.topo.hosts[host]
+        if any(target in iface.cidr for _, iface in self.connected.get(host, [])):
+            return True
+        for route in spec.get("routes") or []:
+            to = route.get("to") if isinstance(route, dict) else None
+            if to == "default":
+                return True
+            try:
+                if target in netaddr.IPNetwork(str(to)):
+                    return True
+            except (netaddr.AddrFormatError, ValueError, TypeError):
+                continue
+        return False
+
+    def check_reachability(self) -> None:
+        """The routes an operator forgets when a segment is added or moved:
+        each LB must reach every segment with switches on it, each switch the
+        front VIP, and in nat mode each backup every switch segment (its
+        replies go to the switches' own addresses)."""
+        where: dict[str, str] = {}  # switch segment -> a switch on it
+        for host, spec in sorted(self.topo.hosts.items()):
+            if "switches" in (spec.get("groups") or []) and host not in self.broken:
+                for segment in spec.get("addresses") or {}:
+                    where.setdefault(segment, host)
+        for entry in self.topo.fleet or []:
+            if isinstance(entry, dict):
+                where.setdefault(entry.get("segment") or self.topo.switch_segment, f"fleet {entry.get('name')}")
+        targets = [(seg, self.networks[seg], who) for seg, who in sorted(where.items()) if seg in self.networks]
+        for host, spec in sorted(self.topo.hosts.items()):
+            groups = spec.get("groups") or []
+            if host in self.broken:
+                continue
+            backup_in_nat = self.topo.mode == "nat" and spec.get("controller_role") == "backup"
+            needs = targets if "load_balancers" in groups or ("controllers" in groups and backup_in_nat) else []
+            for segment, net, who in needs:
+                if not self.reaches(host, net):
+                    self.note(
+                        host,
+                        "sdn_ha_routes",
+                        f"has no route to segment {segment!r} ({net}), where {who} is; add {{to: {net}, via: ...}} "
+                        "with a next hop on a subnet of this host",
+                    )
+            if "switches" in groups:
+                vip = self.parse_quietly(self.topo.front_vip)
+                if vip is not None and not self.reaches(host, netaddr.IPNetwork(f"{vip}/32")):
+                    self.note(
+                        host,
+                        "sdn_ha_routes",
+                        f"has no route to sdn_ha_front_vip ({vip}), the one controller address a switch knows; "
+                        "add {to: default, via: ...} with a next hop on the switch's subnet",
+                    )
+
+    @staticmethod
+    def parse_quietly(value):
+        try:
+            return netaddr.IPAddress(str(value))
+        except (netaddr.AddrFormatError, ValueError, TypeError):
+            return None
+
     def check_ports(self) -> None:
         if not self.kind("all", "sdn_ha_openflow_ports", self.topo.openflow_ports, list, "[6653]"):
             return
@@ -614,6 +676,7 @@ class Checker:
         for host in sorted(self.topo.hosts):
             spec = self.topo.hosts[host]
             connected = self.check_host_addresses(host, spec, reserved)
+            self.connected[host] = connected
             self.check_routes(host, spec, connected, reserved)
         self.check_controllers()
         self.check_switches(self.check_fleet(reserved))
@@ -622,6 +685,8 @@ class Checker:
         self.check_ports()
         self.check_mode()
         self.check_tls()
+        if not self.errors:  # routes only mean something once the addresses do
+            self.check_reachability()
         return self.errors
 
 

@@ -30,8 +30,18 @@ LAB = {
             "addresses": {"transit": "198.18.2.11/24", "control": "198.18.3.11/24"},
             "routes": [{"to": "198.18.1.0/24", "via": "198.18.2.2"}],
         },
-        "ctl1": {"groups": ["controllers"], "addresses": {"control": "198.18.3.21/24"}, "controller_role": "master"},
-        "ctl2": {"groups": ["controllers"], "addresses": {"control": "198.18.3.22/24"}, "controller_role": "backup"},
+        "ctl1": {
+            "groups": ["controllers"],
+            "addresses": {"control": "198.18.3.21/24"},
+            "routes": [{"to": "default", "via": "198.18.3.254"}],
+            "controller_role": "master",
+        },
+        "ctl2": {
+            "groups": ["controllers"],
+            "addresses": {"control": "198.18.3.22/24"},
+            "routes": [{"to": "default", "via": "198.18.3.254"}],
+            "controller_role": "backup",
+        },
     },
 }
 
@@ -325,6 +335,7 @@ def test_the_lb_pairs_vrrp_ids_and_priorities():
     data["hosts"]["lb2"] = {
         "groups": ["load_balancers"],
         "addresses": {"transit": "198.18.2.12/24", "control": "198.18.3.12/24"},
+        "routes": [{"to": "198.18.1.0/24", "via": "198.18.2.2"}],
         "vrrp": {"priority": 110},
     }
     assert validate(Topology(**data)) == []
@@ -338,3 +349,43 @@ def test_the_lb_pairs_vrrp_ids_and_priorities():
         "lb2: keepalived_back_vrid = 51 differs from lb1's (52); the LBs of the pair need the same id, or each one is "
         "master alone",
     ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "mode", "message"),
+    [
+        (
+            {"hosts__lb1__routes": []},
+            "proxy",
+            "lb1: sdn_ha_routes: has no route to segment 'switch' (198.18.1.0/24), where sw1 is",
+        ),
+        (
+            {"hosts__sw1__routes": [{"to": "198.18.3.0/24", "via": "198.18.1.2"}]},
+            "proxy",
+            "sw1: sdn_ha_routes: has no route to sdn_ha_front_vip (198.18.2.100)",
+        ),
+        (
+            {"hosts__ctl2__routes": [{"to": "198.18.9.0/24", "via": "198.18.3.254"}]},
+            "nat",
+            "ctl2: sdn_ha_routes: has no route to segment 'switch' (198.18.1.0/24), where sw1 is",
+        ),
+    ],
+)
+def test_routes_an_operator_forgets(changes, mode, message):
+    data = copy.deepcopy(LAB)
+    data["hosts"]["lb1"]["addresses"]["sync"] = "198.18.4.11/24"
+    for path, value in changes.items():
+        *parents, leaf = path.split("__")
+        node = data
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    errors = validate(Topology(**{**data, "mode": mode}))
+    assert len(errors) == 1 and errors[0].startswith(message), errors
+
+
+def test_a_master_needs_no_route_to_the_switches_and_proxy_mode_backups_neither():
+    data = copy.deepcopy(LAB)
+    data["hosts"]["ctl1"]["routes"] = []
+    data["hosts"]["ctl2"]["routes"] = []
+    assert validate(Topology(**data)) == []
