@@ -372,15 +372,7 @@ def test_the_lb_pairs_vrrp_ids_and_priorities():
     ],
 )
 def test_routes_an_operator_forgets(changes, mode, message):
-    data = copy.deepcopy(LAB)
-    data["hosts"]["lb1"]["addresses"]["sync"] = "198.18.4.11/24"
-    for path, value in changes.items():
-        *parents, leaf = path.split("__")
-        node = data
-        for key in parents:
-            node = node[key]
-        node[leaf] = value
-    errors = validate(Topology(**{**data, "mode": mode}))
+    errors = errors_for(mode=mode, hosts__lb1__addresses__sync="198.18.4.11/24", **changes)
     assert len(errors) == 1 and errors[0].startswith(message), errors
 
 
