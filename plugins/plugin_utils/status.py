@@ -72,6 +72,26 @@ def guard_counters(text: str) -> dict[str, int] | None:
     return {e["counter"]["name"]: int(e["counter"].get("packets", 0)) for e in entries if "counter" in e}
 
 
+def pool_disagreement(view: Mapping) -> dict[str, dict[str, str]]:
+    """The controllers that the LBs see differently: in proxy mode, each
+    HAProxy's state of the server; in NAT mode, whether the prober's map
+    sends any switch to it. Only LBs that answered are compared."""
+    seen: dict[str, dict[str, str]] = {}
+    if view.get("mode") == "nat":
+        answered = {lb: nat["assigned"] for lb, nat in view.get("nat", {}).items() if nat["assigned"]}
+        for name in {name for assigned in answered.values() for name in assigned}:
+            seen[name] = {lb: "mapped" if name in assigned else "not mapped" for lb, assigned in answered.items()}
+    else:
+        for lb, servers in view.get("haproxy", {}).items():
+            for server in servers:
+                seen.setdefault(server["server"], {})[lb] = str(server["status"]).split()[0]
+    return {
+        name: dict(sorted(states.items()))
+        for name, states in sorted(seen.items())
+        if len(states) > 1 and len(set(states.values())) > 1
+    }
+
+
 def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = "proxy") -> dict:
     lbs = groups.get("load_balancers", [])
     names = {
@@ -84,6 +104,7 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
         "mode": mode,
         "nat": {},
         "vip_holders": [],
+        "split_brain": [],
         "vrrp": {},
         "guard": {},
         "gate": {},
@@ -111,6 +132,10 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
         vrrp = _registered(hv, "status_vrrp")
         reachable = bool(vrrp) and not vrrp.get("unreachable")
         view["vrrp"][lb] = (vrrp.get("stdout") or "").strip() or ("unknown" if reachable else "unreachable")
+    masters = [lb for lb, state in view["vrrp"].items() if state == "MASTER"]
+    claimants = sorted(set(masters) | set(view["vip_holders"]))
+    view["split_brain"] = claimants if len(claimants) > 1 else []
+    view["disagreement"] = pool_disagreement(view)
     for ctl in groups.get("controllers", []):
         hv = hostvars[ctl]
         service = _registered(hv, "status_faucet")
@@ -132,7 +157,17 @@ def status_lines(view: Mapping) -> list[str]:
         f"front VIP {view['front_vip']} held by: {', '.join(view['vip_holders']) or 'NOBODY'}"
         f" ({view.get('mode', 'proxy')} mode)"
     ]
+    if view.get("split_brain"):
+        lines.append(
+            f"SPLIT BRAIN: {', '.join(view['split_brain'])} all claim the VIPs; they do not hear each other's"
+            " VRRP adverts (check the advert segment between them)"
+        )
     lines += [f"vrrp@{lb}: {state}" for lb, state in view["vrrp"].items()]
+    for name, states in view.get("disagreement", {}).items():
+        lines.append(
+            f"LBs disagree on {name}: {', '.join(f'{state} on {lb}' for lb, state in states.items())}"
+            " (a failover changes which controllers serve)"
+        )
     for lb, counters in view.get("guard", {}).items():
         if counters is None:
             lines.append(f"guard@{lb}: NOT LOADED (anyone may reach the VIP's OpenFlow ports and send VRRP)")

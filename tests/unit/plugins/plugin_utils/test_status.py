@@ -223,3 +223,79 @@ def test_the_nat_identity_gates_counters_are_shown():
     # Proxy mode reads no such table: no line.
     view = status_view({"lb1": {"status_identity": {"skipped": True}}}, {"load_balancers": ["lb1"]}, "198.18.2.100")
     assert not [line for line in status_lines(view) if line.startswith("identity@")]
+
+
+def _server(name: str, status: str) -> dict:
+    return {
+        "server": name,
+        "address": "198.18.3.22:6653",
+        "status": status,
+        "check_status": "L4OK",
+        "current_sessions": 0,
+        "total_sessions": 0,
+    }
+
+
+def test_two_lbs_claiming_the_vips_are_a_split_brain_shown_first():
+    hostvars = {
+        "lb1": {
+            "ansible_facts": {"all_ipv4_addresses": ["198.18.2.11", "198.18.2.100"]},
+            "status_vrrp": {"stdout": "MASTER\n"},
+        },
+        "lb2": {
+            "ansible_facts": {"all_ipv4_addresses": ["198.18.2.12", "198.18.2.100"]},
+            "status_vrrp": {"stdout": "MASTER\n"},
+        },
+    }
+    view = status_view(hostvars, {"load_balancers": ["lb1", "lb2"]}, "198.18.2.100")
+    assert view["split_brain"] == ["lb1", "lb2"]
+    assert status_lines(view)[1].startswith("SPLIT BRAIN: lb1, lb2 all claim the VIPs")
+
+
+def test_one_master_is_no_split_brain_even_while_the_other_is_unreachable():
+    hostvars = {
+        "lb1": {
+            "ansible_facts": {"all_ipv4_addresses": ["198.18.2.11", "198.18.2.100"]},
+            "status_vrrp": {"stdout": "MASTER\n"},
+        },
+        "lb2": {"status_vrrp": {"unreachable": True}},
+    }
+    view = status_view(hostvars, {"load_balancers": ["lb1", "lb2"]}, "198.18.2.100")
+    assert view["split_brain"] == []
+    assert not any(line.startswith("SPLIT BRAIN") for line in status_lines(view))
+
+
+def test_a_master_that_lost_its_vip_and_a_holder_are_still_two_claimants():
+    hostvars = {
+        "lb1": {"ansible_facts": {"all_ipv4_addresses": ["198.18.2.100"]}, "status_vrrp": {"stdout": "BACKUP"}},
+        "lb2": {"ansible_facts": {"all_ipv4_addresses": []}, "status_vrrp": {"stdout": "MASTER"}},
+    }
+    assert status_view(hostvars, {"load_balancers": ["lb1", "lb2"]}, "198.18.2.100")["split_brain"] == ["lb1", "lb2"]
+
+
+def test_a_controller_that_one_lb_cannot_reach_is_a_disagreement():
+    hostvars = {
+        "lb1": {"status_haproxy": {"servers": [_server("ctl2", "DOWN"), _server("ctl3", "UP")]}},
+        "lb2": {"status_haproxy": {"servers": [_server("ctl2", "UP 1/2"), _server("ctl3", "UP")]}},
+        # An LB that did not answer is not compared.
+        "lb3": {},
+    }
+    view = status_view(hostvars, {"load_balancers": ["lb1", "lb2", "lb3"]}, "198.18.2.100")
+    assert view["disagreement"] == {"ctl2": {"lb1": "DOWN", "lb2": "UP"}}
+    assert "LBs disagree on ctl2: DOWN on lb1, UP on lb2 (a failover changes which controllers serve)" in status_lines(
+        view
+    )
+
+
+def test_nat_maps_that_differ_are_a_disagreement_and_equal_ones_are_not():
+    one = "198.18.1.10 198.18.3.22:6653\n198.18.1.11 198.18.3.23:6653\n---\n"
+    other = "198.18.1.10 198.18.3.23:6653\n198.18.1.11 198.18.3.23:6653\n---\n"
+    names = {"ctl2": {"sdn_ha_addresses": {"control": "198.18.3.22/24"}}}
+    names["ctl3"] = {"sdn_ha_addresses": {"control": "198.18.3.23/24"}}
+    groups = {"load_balancers": ["lb1", "lb2"], "controllers": ["ctl2", "ctl3"]}
+    split = {"lb1": {"status_nat": {"stdout": one}}, "lb2": {"status_nat": {"stdout": other}}, **names}
+    assert status_view(split, groups, "198.18.2.100", "nat")["disagreement"] == {
+        "ctl2": {"lb1": "mapped", "lb2": "not mapped"}
+    }
+    same = {"lb1": {"status_nat": {"stdout": one}}, "lb2": {"status_nat": {"stdout": one}}, **names}
+    assert status_view(same, groups, "198.18.2.100", "nat")["disagreement"] == {}
