@@ -98,5 +98,6 @@ bench-runtime:
 	python3 benchmarks/runtime.py --runs $(RUNS)
 
 SOAK_SECONDS ?= 300
+SOAK_LOSS ?= 0
 bench-soak:
-	cd benchmarks && python3 vrrp_soak.py --seconds $(SOAK_SECONDS)
+	cd benchmarks && python3 vrrp_soak.py --seconds $(SOAK_SECONDS) --loss $(SOAK_LOSS) $(if $(filter-out 0,$(SOAK_LOSS)),--no-busy)

@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """VRRP stability soak on the running lab: for each keepalived profile, keep
-both CPUs saturated with busy loops inside the lab for a bounded time, and
-count the VRRP transitions that happen meanwhile. With no fault injected,
-every transition is spurious.
+both CPUs saturated with busy loops inside the lab for a bounded time, or
+lose a share of the frames on the advert (sync) segment, and count the VRRP
+transitions that happen meanwhile. No LB fails, so every transition is
+spurious.
 
-Usage (after `make lab`):  make bench-soak  [SOAK_SECONDS=300]
+With loss, a standby takes over when 3 adverts in a row are lost (the gap
+is then 4 intervals, more than its 3 intervals plus skew), so the expected
+number of takeovers is about seconds / advert x p^3 x (1 - p); the table
+prints it beside the count.
+
+Usage (after `make lab`):  make bench-soak  [SOAK_SECONDS=300] [SOAK_LOSS=PERCENT]
 """
 
 from __future__ import annotations
@@ -17,6 +23,31 @@ import time
 from failover import LBS, apply_profile, labnet, steady, stop_on_sigterm
 
 BUSY_LOOPS_PER_LB = 2
+SYNC_SEGMENT = "198.18.4.0/24"
+ADVERT = {"stock": 1.0, "standard": 0.1, "fast": 0.05}
+LOSS_TABLE = "sdn_ha_soak"
+
+
+def lose(percent: float) -> None:
+    """Drop `percent` % of the frames that reach each LB on the sync segment,
+    at random; 0 removes the table."""
+    for lb in LBS:
+        script = (
+            f"set -- $(ip -o -4 addr show to {SYNC_SEGMENT}); "
+            f"! nft list table netdev {LOSS_TABLE} >/dev/null 2>&1 || nft delete table netdev {LOSS_TABLE}; "
+        )
+        if percent:
+            script += (
+                f"nft add table netdev {LOSS_TABLE} && "
+                f'nft add chain netdev {LOSS_TABLE} in "{{ type filter hook ingress device $2 priority -300; }}" && '
+                f'nft add rule netdev {LOSS_TABLE} in numgen random mod 1000 "<" {round(percent * 10)} drop'
+            )
+        subprocess.run(["podman", "exec", lb, "sh", "-c", script], check=True)
+
+
+def expected_takeovers(profile: str, percent: float, seconds: int) -> float:
+    p = percent / 100
+    return seconds / ADVERT[profile] * p**3 * (1 - p)
 
 
 def transitions(lb: str, since: float) -> list[str]:
@@ -29,19 +60,25 @@ def transitions(lb: str, since: float) -> list[str]:
     return [line for line in out.splitlines() if line.startswith("GROUP")]
 
 
-def soak(profile: str, seconds: int) -> tuple[int, float, dict[str, list[str]]]:
+def soak(profile: str, seconds: int, busy: bool, loss: float) -> tuple[int, float, dict[str, list[str]]]:
     apply_profile(profile)
     steady()
     start = time.time()
-    for lb in LBS:
-        for _ in range(BUSY_LOOPS_PER_LB):
-            subprocess.run(
-                ["podman", "exec", "-d", lb, "timeout", str(seconds), "sh", "-c", "while :; do :; done"], check=True
-            )
+    if busy:
+        for lb in LBS:
+            for _ in range(BUSY_LOOPS_PER_LB):
+                subprocess.run(
+                    ["podman", "exec", "-d", lb, "timeout", str(seconds), "sh", "-c", "while :; do :; done"], check=True
+                )
     loads = []
-    while time.time() - start < seconds + 2:
-        time.sleep(5)
-        loads.append(os.getloadavg()[0])
+    try:
+        lose(loss)
+        while time.time() - start < seconds:
+            time.sleep(min(5, max(seconds - (time.time() - start), 0.1)))
+            loads.append(os.getloadavg()[0])
+    finally:
+        lose(0)
+    time.sleep(2)
     found = {lb: transitions(lb, start) for lb in LBS}
     return sum(len(v) for v in found.values()), max(loads), found
 
@@ -51,27 +88,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=300)
     parser.add_argument("--profiles", default="standard,fast")
+    parser.add_argument("--loss", type=float, default=0.0, help="percent of the sync segment's frames lost at each LB")
+    parser.add_argument("--no-busy", dest="busy", action="store_false", help="no busy loops")
     args = parser.parse_args()
+    if not 0 <= args.loss <= 100:
+        parser.error("--loss is a percentage, 0-100")
     labnet.require()
     results = {}
     try:
         for profile in args.profiles.split(","):
+            loops = BUSY_LOOPS_PER_LB * len(LBS) if args.busy else 0
             print(
-                f"== profile {profile}: {args.seconds} s with {BUSY_LOOPS_PER_LB * len(LBS)} busy loops "
-                f"on {os.cpu_count()} CPUs",
+                f"== profile {profile}: {args.seconds} s, {loops} busy loops on {os.cpu_count()} CPUs, "
+                f"{args.loss:g} % loss on the sync segment",
                 flush=True,
             )
-            count, peak, found = soak(profile, args.seconds)
-            results[profile] = count
+            count, peak, found = soak(profile, args.seconds, args.busy, args.loss)
+            takeovers = sum(" -> MASTER" in line for lines in found.values() for line in lines)
+            results[profile] = (count, takeovers, expected_takeovers(profile, args.loss, args.seconds))
             print(f"   spurious VRRP transitions: {count} (peak 1-min load {peak:.1f})", flush=True)
             for lb, lines in found.items():
                 for line in lines:
                     print(f"   {lb}: {line}")
     finally:
         apply_profile("standard")
-    print("\nprofile     spurious transitions")
-    for profile, count in results.items():
-        print(f"{profile:11} {count}")
+    print(f"\n{args.loss:g} % loss on the sync segment, {args.seconds} s per profile")
+    print("profile     spurious transitions  takeovers  takeovers expected from the loss")
+    for profile, (count, takeovers, expected) in results.items():
+        print(f"{profile:11} {count:>20}  {takeovers:>9}  {expected:>8.2f}")
 
 
 if __name__ == "__main__":
