@@ -6,6 +6,7 @@ value, and says what would be valid."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 try:
@@ -599,6 +600,94 @@ class Checker:
                         "or each one is master alone",
                     )
 
+    def check_advert_segment(self) -> None:
+        """Every LB sends its VRRP adverts over the same segment, one it has
+        an address on; otherwise the LBs never hear each other and both hold
+        the VIPs. keepalived_vrrp_segment defaults to the sync segment when
+        the LB has an address there, else to each VIP's own segment ('')."""
+        lbs = sorted(h for h, s in self.topo.hosts.items() if "load_balancers" in (s.get("groups") or []))
+        chosen: dict[str, str] = {}
+        for host in lbs:
+            if host in self.broken:
+                continue
+            spec = self.topo.hosts[host]
+            addresses = spec.get("addresses") if isinstance(spec.get("addresses"), dict) else {}
+            given = (spec.get("vrrp") or {}).get("vrrp_segment")
+            if given is None:
+                chosen[host] = self.topo.sync_segment if self.topo.sync_segment in addresses else ""
+            elif given and given not in addresses:
+                self.error(
+                    host,
+                    "keepalived_vrrp_segment",
+                    given,
+                    f"is a segment this LB has no address on ({', '.join(sorted(addresses)) or 'none'}); its VRRP "
+                    "adverts go there. Name one of them, or '' for each VIP's own segment",
+                )
+            else:
+                chosen[host] = given
+        if len(set(chosen.values())) < 2:
+            return
+        # The segment most LBs use is meant; on a tie, the sync segment (the
+        # default), so that the LB whose variable strayed is the one named.
+        counts = {segment: list(chosen.values()).count(segment) for segment in chosen.values()}
+        where = max(counts, key=lambda seg: (counts[seg], seg == self.topo.sync_segment, seg))
+        first = min(host for host, segment in chosen.items() if segment == where)
+        for host, segment in sorted(chosen.items()):
+            if segment == where:
+                continue
+            given = (self.topo.hosts[host].get("vrrp") or {}).get("vrrp_segment")
+            theirs = f"over segment {where!r}" if where else "over each VIP's own segment"
+            if given is None and not segment:
+                self.note(
+                    host,
+                    "sdn_ha_addresses",
+                    f"has no address on segment {self.topo.sync_segment!r}, where {first} sends its VRRP adverts"
+                    " (keepalived_vrrp_segment is that segment when the LB has an address there): the LBs would"
+                    " never hear each other, and both would hold the VIPs. Give it an address there, such as"
+                    f" {self.example(self.topo.sync_segment, 12)}, or set keepalived_vrrp_segment the same on every LB",
+                )
+            else:
+                self.error(
+                    host,
+                    "keepalived_vrrp_segment",
+                    segment if given is not None else f"{segment} (its default)",
+                    f"differs from {first}'s adverts, {theirs}: the LBs would never hear each other, and both"
+                    " would hold the VIPs. Set it the same on every LB",
+                )
+
+    def check_shared(self) -> None:
+        """The topology variables that every host must see alike (the
+        topology_hosts filter's SHARED_VARS): the most common value is taken
+        as meant, and each host that differs is named."""
+        unset = object()
+        hosts = sorted(self.topo.hosts)
+        names = sorted({var for h in hosts for var in (self.topo.hosts[h].get("shared") or {})})
+        for var in names:
+            groups: dict[str, list] = {}
+            values: dict[str, object] = {}
+            for host in hosts:
+                value = (self.topo.hosts[host].get("shared") or {}).get(var, unset)
+                key = "unset" if value is unset else json.dumps(value, sort_keys=True, default=str)
+                groups.setdefault(key, []).append(host)
+                values[key] = value
+            if len(groups) < 2:
+                continue
+            meant = max(groups, key=lambda k: (len(groups[k]), -hosts.index(groups[k][0])))
+            who = _some(groups[meant])
+            if meant == "unset":
+                hint = f"the default, which {who} keep (they do not set it)"
+            else:
+                hint = f"{values[meant]!r}, as on {who}"
+            fix = "a shared variable must be the same on every host: set it once, in group_vars/all"
+            for key, members in sorted(groups.items()):
+                if key == meant:
+                    continue
+                for host in members:
+                    if key == "unset":
+                        self.note(host, var, f"is not set for this host, but is {hint}; {fix}")
+                    else:
+                        self.error(host, var, values[key], f"differs from {hint}; {fix}")
+
     def reaches(self, host: str, target) -> bool:
         """Whether `host` is on `target` (a network) or routes to all of it."""
         spec = self.topo.hosts[host]
@@ -670,6 +759,7 @@ class Checker:
                 self.error("all", "sdn_ha_openflow_ports", port, "must be a TCP port number (1-65535)")
 
     def run(self) -> list[str]:
+        self.check_shared()
         self.check_segments()
         reserved = self.check_reserved()
         self.check_vips(reserved)
@@ -682,12 +772,20 @@ class Checker:
         self.check_switches(self.check_fleet(reserved))
         self.check_load_balancers()
         self.check_vrrp()
+        self.check_advert_segment()
         self.check_ports()
         self.check_mode()
         self.check_tls()
         if not self.errors:  # routes only mean something once the addresses do
             self.check_reachability()
         return self.errors
+
+
+def _some(hosts: list, shown: int = 3) -> str:
+    """'lb1, lb2 and 3 more'."""
+    if len(hosts) <= shown:
+        return ", ".join(hosts)
+    return f"{', '.join(hosts[:shown])} and {len(hosts) - shown} more"
 
 
 def _yaml_type(value) -> str:

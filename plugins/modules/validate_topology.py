@@ -163,11 +163,23 @@ options:
         elements: str
       vrrp:
         description:
-          - The VRRP values the inventory sets on a load balancer, as C(front_vrid), C(back_vrid) and
-            C(priority) (C(keepalived_front_vrid), C(keepalived_back_vrid), C(keepalived_priority)).
+          - The VRRP values the inventory sets on a load balancer, as C(front_vrid), C(back_vrid), C(priority) and
+            C(vrrp_segment) (C(keepalived_front_vrid), C(keepalived_back_vrid), C(keepalived_priority),
+            C(keepalived_vrrp_segment)).
           - O(vrrp_defaults) fills the rest.
           - Ids must be 1-255 and differ between the two instances, priorities 1-254, and every load balancer must
             have the same id for each instance.
+          - Every load balancer must send its adverts over the same segment, one it has an address on (by default
+            the sync segment when it has an address there, else each VIP's own segment), or the two never hear each
+            other and both hold the VIPs.
+        type: dict
+      shared:
+        description:
+          - The shared topology variables (C(sdn_ha_mode), C(sdn_ha_segments), the VIPs, the segment names,
+            C(sdn_ha_reserved_addresses), C(sdn_ha_openflow_ports), C(sdn_ha_switch_fleet), C(sdn_ha_tls) and
+            C(sdn_ha_mirror)) as this host sees them, for those that are set; long values as a digest.
+          - Every host must see each of them alike. The most common value is taken as meant, and each host that
+            differs (set in its host_vars or a group's vars only) is named.
         type: dict
       tls:
         description:
@@ -220,6 +232,7 @@ def main() -> None:
         "groups": {"type": "list", "elements": "str"},
         "tls": {"type": "list", "elements": "str"},
         "vrrp": {"type": "dict"},
+        "shared": {"type": "dict"},
     }
     module = AnsibleModule(
         argument_spec={

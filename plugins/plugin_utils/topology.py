@@ -5,6 +5,8 @@ only; each filter plugin is a thin wrapper around one function here."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Mapping
 
 from ansible.errors import AnsibleFilterError
@@ -18,7 +20,38 @@ _TOPOLOGY_VARS = {
 }
 
 
-_VRRP_VARS = ("front_vrid", "back_vrid", "priority")
+_VRRP_VARS = ("front_vrid", "back_vrid", "priority", "vrrp_segment")
+
+# The topology every host must see alike. The validator runs once, with one
+# host's values, while each role on a host uses that host's own: a value set
+# for some hosts only (host_vars, a group's vars) splits the deployment.
+SHARED_VARS = (
+    "sdn_ha_mode",
+    "sdn_ha_segments",
+    "sdn_ha_front_vip",
+    "sdn_ha_back_vip",
+    "sdn_ha_front_segment",
+    "sdn_ha_back_segment",
+    "sdn_ha_controller_segment",
+    "sdn_ha_sync_segment",
+    "sdn_ha_switch_segment",
+    "sdn_ha_reserved_addresses",
+    "sdn_ha_openflow_ports",
+    "sdn_ha_switch_fleet",
+    "sdn_ha_tls",
+    "sdn_ha_mirror",
+)
+# Longer values (a fleet) reach the validator as a digest, not whole.
+SHARED_INLINE = 200
+
+
+def shared_value(value):
+    """A shared variable's value as the validator compares it: itself, or a
+    digest when its JSON is longer than SHARED_INLINE characters."""
+    text = json.dumps(value, sort_keys=True, default=str)
+    if len(text) <= SHARED_INLINE:
+        return value
+    return f"<a value of {len(text)} characters, sha256 {hashlib.sha256(text.encode()).hexdigest()[:16]}>"
 
 
 def host_address(address: str) -> str:
@@ -38,6 +71,9 @@ def topology_hosts(hostvars: Mapping, hosts: Iterable[str]) -> list[dict]:
                 entry[key] = str(value) if key == "datapath_id" else value
         # Whether the TLS material is there, never what it is.
         entry["tls"] = [part for part in ("cert", "key") if hv.get(f"sdn_ha_tls_{part}")]
+        shared = {var: shared_value(hv.get(var)) for var in SHARED_VARS if hv.get(var) is not None}
+        if shared:
+            entry["shared"] = shared
         # The VRRP values the inventory sets (the keepalived role's defaults fill the rest).
         vrrp = {key: hv.get(f"keepalived_{key}") for key in _VRRP_VARS if hv.get(f"keepalived_{key}") is not None}
         if vrrp:

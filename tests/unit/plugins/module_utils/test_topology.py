@@ -381,3 +381,65 @@ def test_a_master_needs_no_route_to_the_switches_and_proxy_mode_backups_neither(
     data["hosts"]["ctl1"]["routes"] = []
     data["hosts"]["ctl2"]["routes"] = []
     assert validate(Topology(**data)) == []
+
+
+def with_lb2(data, addresses=None):
+    data["hosts"]["lb2"] = {
+        "groups": ["load_balancers"],
+        "addresses": addresses or {"transit": "198.18.2.12/24", "control": "198.18.3.12/24"},
+        "routes": [{"to": "198.18.1.0/24", "via": "198.18.2.2"}],
+    }
+    return data
+
+
+def test_both_lbs_must_send_their_adverts_over_one_segment():
+    data = with_lb2(copy.deepcopy(LAB))
+    data["hosts"]["lb1"]["addresses"]["sync"] = "198.18.4.11/24"
+    # lb1 defaults to the sync segment, lb2 (no address there) to each VIP's own.
+    assert validate(Topology(**data)) == [
+        "lb2: sdn_ha_addresses: has no address on segment 'sync', where lb1 sends its VRRP adverts"
+        " (keepalived_vrrp_segment is that segment when the LB has an address there): the LBs would never hear"
+        " each other, and both would hold the VIPs. Give it an address there, such as 198.18.4.12/24, or set"
+        " keepalived_vrrp_segment the same on every LB"
+    ]
+    data["hosts"]["lb2"]["addresses"]["sync"] = "198.18.4.12/24"
+    data["hosts"]["lb2"]["vrrp"] = {"vrrp_segment": ""}
+    assert validate(Topology(**data)) == [
+        "lb2: keepalived_vrrp_segment = '' differs from lb1's adverts, over segment 'sync': the LBs would never"
+        " hear each other, and both would hold the VIPs. Set it the same on every LB"
+    ]
+    # Three LBs: the segment most of them use is meant, whatever the names.
+    data["hosts"]["lb0"] = copy.deepcopy(data["hosts"]["lb2"])
+    data["hosts"]["lb0"]["addresses"] = {"transit": "198.18.2.10/24", "control": "198.18.3.10/24"}
+    data["hosts"]["lb1"]["vrrp"] = {"vrrp_segment": "sync"}
+    assert [e.split(" = ")[0] for e in validate(Topology(**data))] == ["lb1: keepalived_vrrp_segment"]
+    del data["hosts"]["lb0"]
+    data["hosts"]["lb1"]["vrrp"] = {"vrrp_segment": ""}
+    assert validate(Topology(**data)) == []
+    data["hosts"]["lb1"]["vrrp"] = {"vrrp_segment": "switch"}
+    assert validate(Topology(**data))[0].startswith(
+        "lb1: keepalived_vrrp_segment = 'switch' is a segment this LB has no address on (control, sync, transit)"
+    )
+
+
+def test_a_shared_variable_set_differently_on_some_hosts_names_each_of_them():
+    data = copy.deepcopy(LAB)
+    for host in data["hosts"].values():
+        host["shared"] = {"sdn_ha_mode": "proxy", "sdn_ha_front_vip": "198.18.2.100"}
+    data["hosts"]["lb1"]["shared"] = {"sdn_ha_mode": "nat", "sdn_ha_front_vip": "198.18.2.100"}
+    del data["hosts"]["ctl2"]["shared"]["sdn_ha_front_vip"]
+    assert validate(Topology(**data)) == [
+        "ctl2: sdn_ha_front_vip: is not set for this host, but is '198.18.2.100', as on ctl1, lb1, rtr1 and 1 more;"
+        " a shared variable must be the same on every host: set it once, in group_vars/all",
+        "lb1: sdn_ha_mode = 'nat' differs from 'proxy', as on ctl1, ctl2, rtr1 and 1 more; a shared variable must be"
+        " the same on every host: set it once, in group_vars/all",
+    ]
+
+
+def test_a_shared_variable_set_on_one_host_only_differs_from_the_default():
+    data = copy.deepcopy(LAB)
+    data["hosts"]["lb1"]["shared"] = {"sdn_ha_tls": True}
+    assert validate(Topology(**data)) == [
+        "lb1: sdn_ha_tls = True differs from the default, which ctl1, ctl2, rtr1 and 1 more keep (they do not set"
+        " it); a shared variable must be the same on every host: set it once, in group_vars/all"
+    ]

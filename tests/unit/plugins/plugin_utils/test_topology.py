@@ -84,3 +84,17 @@ def test_topology_hosts_says_whether_the_tls_material_is_there_never_what_it_is(
     hosts = topology_hosts(hostvars, ["sw1", "ctl1"])
     assert hosts[0]["tls"] == ["cert", "key"] and "secret" not in repr(hosts)
     assert hosts[1]["tls"] == []
+
+
+def test_topology_hosts_passes_the_shared_variables_and_long_ones_as_a_digest():
+    fleet = [{"name": "edge", "addresses": f"198.18.1.{n}"} for n in range(100, 140)]
+    hostvars = {
+        "lb1": {"group_names": ["load_balancers"], "sdn_ha_mode": "nat", "sdn_ha_switch_fleet": fleet},
+        "lb2": {"group_names": ["load_balancers"], "sdn_ha_mode": "nat", "sdn_ha_switch_fleet": list(fleet)},
+    }
+    one, two = topology_hosts(hostvars, ["lb1", "lb2"])
+    assert one["shared"]["sdn_ha_mode"] == "nat"
+    assert one["shared"]["sdn_ha_switch_fleet"].startswith("<a value of ")
+    assert one["shared"] == two["shared"]
+    hostvars["lb2"]["sdn_ha_switch_fleet"] = fleet[:-1]
+    assert topology_hosts(hostvars, ["lb2"])[0]["shared"]["sdn_ha_switch_fleet"] != one["shared"]["sdn_ha_switch_fleet"]
