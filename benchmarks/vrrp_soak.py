@@ -8,8 +8,9 @@ spurious.
 With loss, a standby takes over only when every instance of its sync group
 (front and back) has missed 3 adverts in a row at the same time: keepalived
 moves a sync group to master only once all its members' timers have run
-out. With independent losses that is about seconds / advert x p^6 x (1 - p)
-takeovers; the table prints it beside the count.
+out. The table prints seconds / advert x p^6 x (1 - p) beside the count, as
+if the two had to lose 3 in a row at the same moment; the measured counts
+were 2-3 times that (their timers need not run out together).
 
 Usage (after `make lab`):  make bench-soak  [SOAK_SECONDS=300] [SOAK_LOSS=PERCENT]
 """
@@ -114,7 +115,7 @@ def main() -> None:
     finally:
         apply_profile("standard")
     print(f"\n{args.loss:g} % loss on the sync segment, {args.seconds} s per profile")
-    print("profile     spurious transitions  takeovers  expected (p^6 model)")
+    print("profile     spurious transitions  takeovers  p^6 estimate")
     for profile, (count, takeovers, expected) in results.items():
         print(f"{profile:11} {count:>20}  {takeovers:>9}  {expected:>8.2f}")
 
