@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
+from ansible.module_utils.parsing.convert_bool import boolean
+
 try:
     import netaddr
 except ImportError:  # pragma: no cover - reported by the module
@@ -657,36 +659,43 @@ class Checker:
 
     def check_shared(self) -> None:
         """The topology variables that every host must see alike (the
-        topology_hosts filter's SHARED_VARS): the most common value is taken
-        as meant, and each host that differs is named."""
-        unset = object()
+        topology_hosts filter's SHARED_VARS), compared as the roles read
+        them: a host that leaves one unset has its default, and "yes" is
+        true. The most common value is taken as meant, and each host that
+        differs is named."""
         hosts = sorted(self.topo.hosts)
         names = sorted({var for h in hosts for var in (self.topo.hosts[h].get("shared") or {})})
+        fix = "a shared variable must be the same on every host: set it once, in group_vars/all"
         for var in names:
             groups: dict[str, list] = {}
             values: dict[str, object] = {}
+            given: dict[str, bool] = {}
             for host in hosts:
-                value = (self.topo.hosts[host].get("shared") or {}).get(var, unset)
-                key = "unset" if value is unset else json.dumps(value, sort_keys=True, default=str)
+                shared = self.topo.hosts[host].get("shared") or {}
+                given[host] = var in shared
+                value = _shared_as_read(var, shared[var]) if var in shared else SHARED_DEFAULTS.get(var, _UNSET)
+                key = "unset" if value is _UNSET else json.dumps(value, sort_keys=True, default=str)
                 groups.setdefault(key, []).append(host)
                 values[key] = value
             if len(groups) < 2:
                 continue
             meant = max(groups, key=lambda k: (len(groups[k]), -hosts.index(groups[k][0])))
-            who = _some(groups[meant])
+            where = f"on {_some(groups[meant])}"
             if meant == "unset":
-                hint = f"the default, which {who} keep (they do not set it)"
+                what = f"unset {where}"
+            elif not any(given[h] for h in groups[meant]):
+                what = f"{values[meant]!r} (the default) {where}"
             else:
-                hint = f"{values[meant]!r}, as on {who}"
-            fix = "a shared variable must be the same on every host: set it once, in group_vars/all"
+                what = f"{values[meant]!r} {where}"
             for key, members in sorted(groups.items()):
                 if key == meant:
                     continue
                 for host in members:
-                    if key == "unset":
-                        self.note(host, var, f"is not set for this host, but is {hint}; {fix}")
+                    if not given[host]:
+                        default = f", so it is the default {values[key]!r}" if key != "unset" else ""
+                        self.note(host, var, f"is not set for this host{default}, but is {what}; {fix}")
                     else:
-                        self.error(host, var, values[key], f"differs from {hint}; {fix}")
+                        self.error(host, var, values[key], f"differs from {what}; {fix}")
 
     def reaches(self, host: str, target) -> bool:
         """Whether `host` is on `target` (a network) or routes to all of it."""
@@ -779,6 +788,36 @@ class Checker:
         if not self.errors:  # routes only mean something once the addresses do
             self.check_reachability()
         return self.errors
+
+
+_UNSET = object()
+# What the roles take for a shared variable a host leaves unset.
+SHARED_DEFAULTS = {
+    "sdn_ha_mode": "proxy",
+    "sdn_ha_front_segment": "transit",
+    "sdn_ha_back_segment": "control",
+    "sdn_ha_controller_segment": "control",
+    "sdn_ha_sync_segment": "sync",
+    "sdn_ha_switch_segment": "switch",
+    "sdn_ha_reserved_addresses": [],
+    "sdn_ha_openflow_ports": [6653],
+    "sdn_ha_switch_fleet": [],
+    "sdn_ha_tls": False,
+    "sdn_ha_mirror": True,
+}
+
+
+def _shared_as_read(var: str, value):
+    """A shared variable's value as the roles read it: booleans as Ansible
+    reads them, ports as numbers."""
+    if var in ("sdn_ha_tls", "sdn_ha_mirror"):
+        try:
+            return boolean(value, strict=True)
+        except TypeError:
+            return value
+    if var == "sdn_ha_openflow_ports" and isinstance(value, list):
+        return [int(p) if isinstance(p, str) and p.isdigit() else p for p in value]
+    return value
 
 
 def _some(hosts: list, shown: int = 3) -> str:

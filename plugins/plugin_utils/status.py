@@ -84,7 +84,7 @@ def pool_disagreement(view: Mapping) -> dict[str, dict[str, str]]:
     else:
         for lb, servers in view.get("haproxy", {}).items():
             for server in servers:
-                seen.setdefault(server["server"], {})[lb] = str(server["status"]).split()[0]
+                seen.setdefault(server["server"], {})[lb] = (str(server.get("status") or "").split() or ["?"])[0]
     return {
         name: dict(sorted(states.items()))
         for name, states in sorted(seen.items())

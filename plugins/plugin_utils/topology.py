@@ -76,6 +76,9 @@ def topology_hosts(hostvars: Mapping, hosts: Iterable[str]) -> list[dict]:
             entry["shared"] = shared
         # The VRRP values the inventory sets (the keepalived role's defaults fill the rest).
         vrrp = {key: hv.get(f"keepalived_{key}") for key in _VRRP_VARS if hv.get(f"keepalived_{key}") is not None}
+        # keepalived_vrrp_segment set to null reads as false in the role: each VIP's own segment.
+        if "keepalived_vrrp_segment" in hv and hv.get("keepalived_vrrp_segment") is None:
+            vrrp["vrrp_segment"] = ""
         if vrrp:
             entry["vrrp"] = vrrp
         result.append(entry)

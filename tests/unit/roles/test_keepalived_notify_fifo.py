@@ -26,7 +26,9 @@ def render(tmp_path: Path) -> tuple[Path, Path]:
     notify.chmod(0o755)
     reader = tmp_path / "reader"
     reader.write_text(
-        jinja2.Template(TEMPLATE.read_text()).render(ansible_managed="test", __keepalived_notify_script=notify)
+        jinja2.Template(TEMPLATE.read_text()).render(
+            ansible_managed="test", __keepalived_notify_script=notify, __keepalived_notify_lock=tmp_path / "lock"
+        )
     )
     return reader, log
 
@@ -43,7 +45,8 @@ def test_transitions_are_handled_in_order_one_at_a_time(tmp_path):
             writer.write('INSTANCE "front" BACKUP 100\nGROUP "sdn_ha" BACKUP 0\n')
             writer.flush()
             time.sleep(0.1)
-            # SIGTERM comes before keepalived writes the transitions of its own stop.
+            # keepalived signals the reader's group when it stops or reloads:
+            # what was written is still handled.
             proc.terminate()
             writer.write('GROUP "sdn_ha" STOP 0\n')
         assert proc.wait(timeout=10) == 0
@@ -74,3 +77,21 @@ def test_the_notify_script_does_not_inherit_the_ignored_sigterm(tmp_path):
         proc.kill()
     ignored = int(log.read_text().strip(), 16)
     assert not ignored & (1 << (15 - 1)), f"SIGTERM ignored by the notify script (SigIgn {ignored:#x})"
+
+
+def test_each_notify_runs_in_a_session_of_its_own(tmp_path):
+    """Signals for the reader's process group (keepalived's stop and
+    reload) must not cut a notify short."""
+    reader, log = render(tmp_path)
+    (tmp_path / "notify").write_text(f"#!/bin/sh\ncut -d' ' -f5,6 /proc/$$/stat >> {log}\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(["sh", str(reader), str(fifo)], start_new_session=True)
+    try:
+        with open(fifo, "w") as writer:
+            writer.write('GROUP "sdn_ha" MASTER 0\n')
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+    group, session = (int(n) for n in log.read_text().split())
+    assert group != proc.pid and session != proc.pid

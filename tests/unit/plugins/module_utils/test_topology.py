@@ -429,9 +429,9 @@ def test_a_shared_variable_set_differently_on_some_hosts_names_each_of_them():
     data["hosts"]["lb1"]["shared"] = {"sdn_ha_mode": "nat", "sdn_ha_front_vip": "198.18.2.100"}
     del data["hosts"]["ctl2"]["shared"]["sdn_ha_front_vip"]
     assert validate(Topology(**data)) == [
-        "ctl2: sdn_ha_front_vip: is not set for this host, but is '198.18.2.100', as on ctl1, lb1, rtr1 and 1 more;"
+        "ctl2: sdn_ha_front_vip: is not set for this host, but is '198.18.2.100' on ctl1, lb1, rtr1 and 1 more;"
         " a shared variable must be the same on every host: set it once, in group_vars/all",
-        "lb1: sdn_ha_mode = 'nat' differs from 'proxy', as on ctl1, ctl2, rtr1 and 1 more; a shared variable must be"
+        "lb1: sdn_ha_mode = 'nat' differs from 'proxy' on ctl1, ctl2, rtr1 and 1 more; a shared variable must be"
         " the same on every host: set it once, in group_vars/all",
     ]
 
@@ -440,6 +440,21 @@ def test_a_shared_variable_set_on_one_host_only_differs_from_the_default():
     data = copy.deepcopy(LAB)
     data["hosts"]["lb1"]["shared"] = {"sdn_ha_tls": True}
     assert validate(Topology(**data)) == [
-        "lb1: sdn_ha_tls = True differs from the default, which ctl1, ctl2, rtr1 and 1 more keep (they do not set"
-        " it); a shared variable must be the same on every host: set it once, in group_vars/all"
+        "lb1: sdn_ha_tls = True differs from False (the default) on ctl1, ctl2, rtr1 and 1 more; a shared variable"
+        " must be the same on every host: set it once, in group_vars/all"
     ]
+    data["hosts"]["ctl1"]["shared"] = {"sdn_ha_tls": "yes"}
+    data["hosts"]["ctl2"]["shared"] = {"sdn_ha_tls": True}
+    data["hosts"]["rtr1"]["shared"] = {"sdn_ha_tls": "true"}
+    assert validate(Topology(**data)) == [
+        "sw1: sdn_ha_tls: is not set for this host, so it is the default False, but is True on ctl1, ctl2, lb1 and"
+        " 1 more; a shared variable must be the same on every host: set it once, in group_vars/all"
+    ]
+
+
+def test_shared_values_that_read_the_same_are_the_same():
+    data = copy.deepcopy(LAB)
+    # The default, set on some hosts only; a port as a string; a boolean as YAML 1.1 spells it.
+    data["hosts"]["lb1"]["shared"] = {"sdn_ha_mirror": True, "sdn_ha_openflow_ports": ["6653"]}
+    data["hosts"]["rtr1"]["shared"] = {"sdn_ha_mirror": "yes", "sdn_ha_mode": "proxy"}
+    assert validate(Topology(**data)) == []

@@ -98,3 +98,8 @@ def test_topology_hosts_passes_the_shared_variables_and_long_ones_as_a_digest():
     assert one["shared"] == two["shared"]
     hostvars["lb2"]["sdn_ha_switch_fleet"] = fleet[:-1]
     assert topology_hosts(hostvars, ["lb2"])[0]["shared"]["sdn_ha_switch_fleet"] != one["shared"]["sdn_ha_switch_fleet"]
+
+
+def test_a_null_advert_segment_is_each_vips_own_as_the_role_reads_it():
+    hostvars = {"lb1": {"group_names": ["load_balancers"], "keepalived_vrrp_segment": None}}
+    assert topology_hosts(hostvars, ["lb1"])[0]["vrrp"] == {"vrrp_segment": ""}
