@@ -33,6 +33,21 @@ def render(tmp_path: Path) -> tuple[Path, Path]:
     return reader, log
 
 
+def run_one(reader: Path, tmp_path: Path) -> subprocess.Popen:
+    """Run the reader on a new FIFO, in a session of its own, for one
+    GROUP MASTER line, until it exits."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    proc = subprocess.Popen(["sh", str(reader), str(fifo)], start_new_session=True)
+    try:
+        with open(fifo, "w") as writer:
+            writer.write('GROUP "sdn_ha" MASTER 0\n')
+        assert proc.wait(timeout=10) == 0
+    finally:
+        proc.kill()
+    return proc
+
+
 def test_transitions_are_handled_in_order_one_at_a_time(tmp_path):
     reader, log = render(tmp_path)
     fifo = tmp_path / "fifo"
@@ -66,15 +81,7 @@ def test_the_notify_script_does_not_inherit_the_ignored_sigterm(tmp_path):
     `timeout` could not stop a stuck command."""
     reader, log = render(tmp_path)
     (tmp_path / "notify").write_text(f"#!/bin/sh\nsed -n 's/^SigIgn:[[:space:]]*//p' /proc/$$/status >> {log}\n")
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    proc = subprocess.Popen(["sh", str(reader), str(fifo)])
-    try:
-        with open(fifo, "w") as writer:
-            writer.write('GROUP "sdn_ha" MASTER 0\n')
-        assert proc.wait(timeout=10) == 0
-    finally:
-        proc.kill()
+    run_one(reader, tmp_path)
     ignored = int(log.read_text().strip(), 16)
     assert not ignored & (1 << (15 - 1)), f"SIGTERM ignored by the notify script (SigIgn {ignored:#x})"
 
@@ -84,14 +91,6 @@ def test_each_notify_runs_in_a_session_of_its_own(tmp_path):
     reload) must not cut a notify short."""
     reader, log = render(tmp_path)
     (tmp_path / "notify").write_text(f"#!/bin/sh\ncut -d' ' -f5,6 /proc/$$/stat >> {log}\n")
-    fifo = tmp_path / "fifo"
-    os.mkfifo(fifo)
-    proc = subprocess.Popen(["sh", str(reader), str(fifo)], start_new_session=True)
-    try:
-        with open(fifo, "w") as writer:
-            writer.write('GROUP "sdn_ha" MASTER 0\n')
-        assert proc.wait(timeout=10) == 0
-    finally:
-        proc.kill()
+    proc = run_one(reader, tmp_path)
     group, session = (int(n) for n in log.read_text().split())
     assert group != proc.pid and session != proc.pid
