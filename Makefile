@@ -51,13 +51,14 @@ build:
 	bash scripts/build-check.sh
 
 # One lab for the whole run: the default scenario builds and checks it, the
-# validation, failover, mirror and nat scenarios run against it (nat last: it
-# switches the lab to NAT mode), then it is destroyed.
+# validation, mirror, failover and nat scenarios run against it (failover
+# turns TLS on, so the relay; nat last: it switches the lab to NAT mode),
+# then it is destroyed.
 molecule:
 	molecule test -s default
 	molecule test -s validation
-	molecule test -s failover
 	molecule test -s mirror
+	molecule test -s failover
 	molecule test -s nat
 	molecule destroy -s default
 

@@ -1,20 +1,21 @@
 """The mirror daemon: python3 -m sdn_ha_mirror --listen VIP:6653 [--capture IFACE] ...
 
-Relay mode (proxy mode today): listens on the front VIP (with IP_FREEBIND,
-so it also starts on the standby LB), relays every switch session to
-HAProxy on loopback and mirrors it to the master controller.
+Capture mode (--capture, both modes of the project): binds nothing on the
+switches' path; takes the kernel's copies of the sessions to the --listen
+addresses from the interface, and mirrors them to the master while this LB
+holds the VIP. The switches' sessions go to HAProxy (proxy mode) or, by
+the kernel's NAT, to a backup (NAT mode) without passing through it.
 
-Capture mode (--capture, NAT mode): binds nothing; takes the kernel's
-copies of the sessions to the --listen addresses from the interface, and
-mirrors them to the master while this LB holds the VIP.
+Relay mode (proxy mode with TLS): listens on the front VIP (with
+IP_FREEBIND, so it also starts on the standby LB), relays every switch
+session to HAProxy on loopback and mirrors it to the master. With
+--tls-cert, --tls-key and --tls-ca, the switches connect over TLS: the
+relay ends it, with a certificate the CA signed required of every switch,
+so it still reads each stream, checks its identity and mirrors it; HAProxy
+and the master get plain OpenFlow, on the LB's loopback and the control
+segment. (The kernel's copies of a TLS stream are ciphertext.)
 
 Either way it serves its counters as Prometheus text on localhost.
-
-With --tls-cert, --tls-key and --tls-ca (relay mode), the switches connect
-over TLS: the relay ends it, with a certificate the CA signed required of
-every switch, so it still reads each stream, checks its identity and
-mirrors it; HAProxy and the master get plain OpenFlow, on the LB's loopback
-and the control segment.
 """
 
 from __future__ import annotations
@@ -239,7 +240,7 @@ async def start_capture(args: argparse.Namespace, settings: Settings, registry: 
         view = known.pop(label, None)
         if mid_flight and view is None:
             log.info("switch %s: picked up mid-flight, its view not known yet", label)
-        return Tap(settings, label, view if mid_flight else None)
+        return Tap(settings, label, view if mid_flight else None, address=peer[0])
 
     def closed(flow) -> None:
         registry.closed(flow)

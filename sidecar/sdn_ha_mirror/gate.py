@@ -1,29 +1,32 @@
-"""The identity gate of NAT mode: python3 -m sdn_ha_mirror.gate --queue N --bindings PATH
+"""The identity gate: python3 -m sdn_ha_mirror.gate --queue N --bindings PATH
 
-In NAT mode the kernel forwards a switch's bytes to a backup controller,
-and the capture sees them only as copies, too late to stop a claim. So the
-LB's rules (the mirror role's identity rules) hand this daemon, through an
-NFQUEUE, every packet a switch sends on a session that is not proven yet.
-The gate follows each stream from its SYN with the same Gate (identity.py)
-as the relay of proxy mode, and answers each packet:
+Without the relay, the switches' bytes go to their receiver (HAProxy in
+proxy mode, a backup controller through the kernel's NAT in NAT mode)
+without passing through the mirror, and the capture sees them only as
+copies, too late to stop a claim. So the LB's rules (the mirror role's
+identity rules) hand this daemon, through an NFQUEUE, every packet a switch
+sends on a session that is not proven yet. The gate follows each stream
+from its SYN with the same Gate (identity.py) as the relay, and answers
+each packet:
 
 - accept: the bytes are checked and may go on;
 - prove: the controller's handshake is over with a datapath id bound to the
-  switch's address, and the controller acknowledged its last byte (the
-  rules queue the controllers' packets of unproven sessions too, from the
-  control segment's interface, and the gate never holds those back). The
-  packet goes on with the mark `--proven`, the identity table moves it to
-  the connection, and from then on the kernel forwards the session without
-  asking (conntrackd copies the mark to the other LB, so a takeover asks
-  nothing either);
+  switch's address, and the receiver acknowledged its last byte (the rules
+  queue the receiver's packets of unproven sessions too: a backup's from the
+  control segment's interface, HAProxy's as this host sends them; the gate
+  never holds those back). The packet goes on with the mark `--proven`, the
+  identity table moves it to the connection, and from then on the kernel
+  passes the session on without asking (in NAT mode conntrackd copies the
+  mark to the other LB, so a takeover asks nothing either);
 - refuse: the packet goes on with the mark `--refused`, the identity table
-  moves it to the connection and drops the packet and everything after it,
-  and the gate sends the switch a reset from the front VIP. The backup never
-  gets the claim.
+  moves it to the connection and drops the packet and everything after it
+  but resets, and the gate sends the switch a reset from the front VIP. The
+  receiver never gets the claim; the reset the switch answers its next
+  packet with closes the receiver's side.
 
 A segment must carry the bytes it carried before, wherever it overlaps what
-the gate let through: the controller's TCP keeps the first copy it got, so
-the gate knows exactly what the controller reads. A segment that leaves a
+the gate let through: the receiver's TCP keeps the first copy it got, so
+the gate knows exactly what the receiver reads. A segment that leaves a
 gap is dropped (the switch sends it again). A stream whose start the gate
 did not see (the gate restarted, or the other LB held the VIP while it
 began) is adopted during the first --adopt seconds of the gate's life,

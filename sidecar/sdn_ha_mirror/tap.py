@@ -10,16 +10,26 @@ backup's requests, so that an ERROR answering one counts as a reply.
 Bytes that never arrive whole (the capture missed them, or picked the
 stream up mid-flight) are counted as unseen; the scanner then starts again
 at the next message boundary the caller found.
+
+Given the switch's address and the settings' bindings (the capture), every
+FEATURES_REPLY must claim a datapath id bound to that address, or the tap
+closes: the capture sees a copy of every byte a switch sends, also those
+the identity gate then drops, and a claim of another switch's id would give
+the master a second session for that switch. (The relay checks the stream
+itself, before anything goes on.)
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from .accounting import MirrorQueue
 from .master import MasterLink, Settings
 from .openflow import ASYNC, OFPT, Message, Route, Scanner, route
 from .shadow import SwitchView
+
+log = logging.getLogger("sdn_ha_mirror")
 
 REQUESTS = frozenset(
     {
@@ -41,8 +51,11 @@ PENDING_LIMIT = 4096
 
 
 class Tap:
-    def __init__(self, settings: Settings, label: str, view: SwitchView | None = None):
+    def __init__(self, settings: Settings, label: str, view: SwitchView | None = None, address: str | None = None):
         self.label = label
+        self.bindings = settings.bindings if address is not None else None
+        self.address = address
+        self.refusal = ""  # why the tap closed on an identity it may not claim
         self.queue = MirrorQueue(settings.queue_limit)
         self.view = view or SwitchView()
         self.pending_xids: set[int] = set()
@@ -74,6 +87,8 @@ class Tap:
     def adopt(self, view: SwitchView) -> None:
         """Take a view learned elsewhere (the peer LB) for a stream picked up
         mid-flight; what this stream already showed stays."""
+        if self.refusal:
+            return
         mine = self.view
         mine.version = mine.version or view.version
         mine.features = mine.features or view.features
@@ -122,11 +137,15 @@ class Tap:
         return self.link is not None and self.link.deliverable
 
     def _mirror_run(self, buf: bytes, start: int, end: int, count: int) -> None:
+        if self.refusal:
+            return
         # No replay: while the master is away, its copies are dropped.
         if self.queue.account_run(buf[start:end], count, deliverable=self._deliverable()):
             self.link.copies_queued()
 
     def _switch_message(self, message: Message) -> None:
+        if self.refusal or (message.type == OFPT.FEATURES_REPLY and not self._bound(message)):
+            return
         self.view.learn(message)
         decision = route(message, self.pending_xids)
         if decision is Route.CACHE:
@@ -135,6 +154,23 @@ class Tap:
                 self.link.view_changed()
         if self.queue.account(message, decision, deliverable=self._deliverable()):
             self.link.copies_queued()
+
+    def _bound(self, message: Message) -> bool:
+        """Whether the datapath id a FEATURES_REPLY claims is bound to the
+        switch's address (always, without bindings); if not, the tap closes."""
+        if self.bindings is None:
+            return True
+        data = message.data
+        dpid = int.from_bytes(data[8:16], "big") if len(data) >= 16 else None
+        if dpid is not None and self.bindings.allows(self.address, dpid):
+            return True
+        self.bindings.refused += 1
+        self.refusal = "claimed datapath id {}, but its address is bound to {}".format(
+            "none" if dpid is None else f"{dpid:#x}", self.bindings.bound_to(self.address)
+        )
+        log.warning("switch %s %s: not mirrored", self.label, self.refusal)
+        self.close()
+        return False
 
 
 def _ignore_run(buf: bytes, start: int, end: int, count: int) -> None:

@@ -435,3 +435,38 @@ def test_a_captured_session_that_ends_is_freed_at_once_not_by_the_cycle_collecto
         assert flow() is None and tap() is None
     finally:
         gc.enable()
+
+
+def test_a_captured_claim_of_an_id_not_bound_to_the_address_never_reaches_the_master(tmp_path):
+    """The capture sees a copy of every byte, also those the identity gate
+    drops: a switch address that claims another switch's datapath id, and
+    sends its port descriptions unasked, must not get the master a second
+    session for that switch."""
+    from sdn_ha_mirror.capture import Segment
+    from sdn_ha_mirror.identity import Bindings
+
+    path = tmp_path / "bindings.json"
+    path.write_text('{"198.18.1.10": ["0x1"], "198.18.1.100": ["0x1000"]}')
+    bindings = Bindings(str(path))
+    settings = Settings(bindings=bindings)
+    capture = Capture(
+        None, VIP, [6653], lambda peer, mid: Tap(settings, str(peer), address=peer[0]), is_active=lambda: True
+    )
+    capture.active = True
+    handshake = lambda dpid: (  # noqa: E731
+        pack(4, OFPT.HELLO, 1)
+        + pack(4, OFPT.FEATURES_REPLY, 100, dpid.to_bytes(8, "big") + bytes(16))
+        + pack(4, OFPT.MULTIPART_REPLY, 101, PORT_DESC + bytes(64))
+        + packet_in(1)
+    )
+    taps = {}
+    for address, dpid in (("198.18.1.100", 0x1), ("198.18.1.10", 0x1)):
+        key = (socket.inet_aton(address), 40000)
+        capture.handle(Segment(key, True, 0, 0x02, b""), 0.0)  # SYN
+        capture.handle(Segment(key, True, 1, 0x18, handshake(dpid)), 0.0)
+        taps[address] = capture.flows[key].tap
+    rogue, switch = taps["198.18.1.100"], taps["198.18.1.10"]
+    assert "0x1" in rogue.refusal and not rogue.view.ready and rogue.view.features is None
+    assert rogue.counters.mirrored_messages == 0 and rogue.counters.consistent()
+    assert not switch.refusal and switch.view.ready and switch.counters.relayed_messages == 4  # no master here: dropped
+    assert bindings.refused == 1
