@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_VAULT_PASSWORD_FILE := $(CURDIR)/lab/vault-password
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror bench-nat bench-nat-pool bench-runtime bench-capture bench-gate
+.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror bench-relay bench-nat bench-nat-pool bench-runtime bench-capture bench-gate
 
 setup:
 	@bash scripts/setup.sh
@@ -67,16 +67,21 @@ TRIALS ?= 5
 bench-failover:
 	python3 benchmarks/failover.py --trials $(TRIALS)
 
-# The sidecar's three-path benchmark needs only the lab image (`make setup`).
-# AGAINST=REV adds the sidecar of git revision REV, measured in the same run.
+# The mirror's benchmarks need only the lab image (`make setup`).
+# bench-mirror: (a) direct, (b) HAProxy alone and (c) HAProxy with the
+# kernel capture feeding a master, interleaved, judged against its targets.
+# bench-capture: the same capture behind NAT mode's DNAT, with its controls.
+# bench-relay: the relay of proxy mode with TLS; AGAINST=REV adds the relay
+# of git revision REV, measured in the same run.
 RUNS ?= 5
 bench-mirror: setup
-	python3 benchmarks/mirror.py --runs $(RUNS) $(if $(AGAINST),--against $(AGAINST))
+	python3 benchmarks/capture.py --path proxy --runs $(RUNS)
 
-# What the kernel capture (NAT mode) costs the data path, capture off against
-# on, in network namespaces of a throwaway container of the lab image.
 bench-capture: setup
-	python3 benchmarks/capture.py --runs $(RUNS) --controls
+	python3 benchmarks/capture.py --path nat --runs $(RUNS) --controls
+
+bench-relay: setup
+	python3 benchmarks/relay.py --runs $(RUNS) $(if $(AGAINST),--against $(AGAINST))
 
 # Proxy against NAT mode through an LB failover; converges the lab into each.
 bench-nat:

@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Three-path benchmark for the mirroring sidecar, in one run:
+"""Three-path benchmark for the mirror's relay (proxy mode with TLS, where
+the relay ends the switches' TLS; the benchmark runs it in plain TCP to
+show what relaying costs), in one run:
 
   (a) switch emulator -> controller, directly;
   (b) switch emulator -> HAProxy -> controller;
-  (c) switch emulator -> sidecar -> HAProxy (PROXY v2) -> controller, with
+  (c) switch emulator -> relay -> HAProxy (PROXY v2) -> controller, with
       every PACKET_IN copied to a master over the shadow session.
+
+Without TLS the mirror takes its copies from the kernel instead, off the
+path: `make bench-mirror` (capture.py --path proxy) measures that.
 
 It reports, as the median and spread of --runs rounds (paths interleaved in
 each round, so machine noise hits all three alike):
@@ -24,7 +29,7 @@ against (p): what a change to the sidecar costs, measured in one run.
 Everything runs on loopback in a throwaway container of the lab image
 (HAProxy and Python 3.11 as the LBs have them), with no network at all.
 
-Usage (after `make setup`):  make bench-mirror  [RUNS=5]
+Usage (after `make setup`):  make bench-relay  [RUNS=5] [AGAINST=REV]
 """
 
 from __future__ import annotations
@@ -431,14 +436,14 @@ def outside(args: argparse.Namespace) -> int:
     """Run this script inside a throwaway container of the lab image."""
     arguments = ["--runs", str(args.runs), "--messages", str(args.messages), "--sessions", str(args.sessions)]
     if not args.against:
-        return run_inside("mirror.py", arguments)
+        return run_inside("relay.py", arguments)
     with tempfile.TemporaryDirectory() as tree:
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.against, "sidecar"], capture_output=True)
         if archive.returncode:
             print(f"--against {args.against}: {archive.stderr.decode().strip()}", file=sys.stderr)
             return 1
         subprocess.run(["tar", "-x", "-C", tree], input=archive.stdout, check=True)
-        return run_inside("mirror.py", [*arguments, "--against", args.against], volumes={tree: AGAINST})
+        return run_inside("relay.py", [*arguments, "--against", args.against], volumes={tree: AGAINST})
 
 
 def main() -> int:
