@@ -194,8 +194,10 @@ def status_lines(view: Mapping) -> list[str]:
                 f"master writes swallowed {m.get('swallowed_messages', 0)}"
             )
             if "identity_addresses" in m:
+                # The relay refuses such a session; the capture does not feed the master from it.
+                done = "not mirrored" if "capture_active" in m else "refused"
                 lines.append(
-                    f"identity@{lb}: {m.get('identity_refused', 0)} session(s) refused for claiming a datapath id"
+                    f"identity@{lb}: {m.get('identity_refused', 0)} session(s) {done} for claiming a datapath id"
                     f" not bound to their address ({m['identity_addresses']} addresses bound)"
                 )
             if "capture_active" in m:

@@ -299,3 +299,15 @@ def test_nat_maps_that_differ_are_a_disagreement_and_equal_ones_are_not():
     }
     same = {"lb1": {"status_nat": {"stdout": one}}, "lb2": {"status_nat": {"stdout": one}}, **names}
     assert status_view(same, groups, "198.18.2.100", "nat")["disagreement"] == {}
+
+
+def test_the_captures_identity_check_is_shown_as_not_mirrored():
+    page = (
+        "sdn_ha_mirror_sessions 1\nsdn_ha_mirror_capture_active 1\n"
+        "sdn_ha_mirror_identity_refused_total 2\nsdn_ha_mirror_identity_addresses 65\n"
+    )
+    view = status_view({"lb1": {"status_mirror": {"content": page}}}, {"load_balancers": ["lb1"]}, "198.18.2.100")
+    assert (
+        "identity@lb1: 2 session(s) not mirrored for claiming a datapath id not bound to their address"
+        " (65 addresses bound)" in status_lines(view)
+    )
