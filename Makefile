@@ -69,13 +69,15 @@ bench-failover:
 
 # The mirror's benchmarks need only the lab image (`make setup`).
 # bench-mirror: (a) direct, (b) HAProxy alone and (c) HAProxy with the
-# kernel capture feeding a master, interleaved, judged against its targets.
+# kernel capture feeding a master, interleaved, judged against its targets;
+# (p), the relay in front of HAProxy (the TLS path, in plain TCP), runs too.
 # bench-capture: the same capture behind NAT mode's DNAT, with its controls.
 # bench-relay: the relay of proxy mode with TLS; AGAINST=REV adds the relay
 # of git revision REV, measured in the same run.
+# NICE=N adds the daemon at nice N under SCHED_BATCH (mirror_capture_nice).
 RUNS ?= 5
 bench-mirror: setup
-	python3 benchmarks/capture.py --path proxy --runs $(RUNS)
+	python3 benchmarks/capture.py --path proxy --relay --runs $(RUNS) $(if $(NICE),--nice $(NICE))
 
 bench-capture: setup
 	python3 benchmarks/capture.py --path nat --runs $(RUNS) --controls

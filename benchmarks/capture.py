@@ -93,8 +93,9 @@ MESSAGE = 128
 WARMUP = 200  # closed-loop round trips before each timed latency trial
 SKIP = 1000  # first open-loop messages left out of the percentiles (ramp-up)
 TRIALS = ("lat10k", "lat50k", "full", "bulk", "frozen")
-MODES = ("direct", "off", "on")  # and "nice" with --nice, "ring" and "cpu" with --controls
-CAPTURING = ("on", "nice")  # the modes that run the daemon
+MODES = ("direct", "off", "on")  # and "relay" with --relay, "nice" with --nice, "ring" and "cpu" with --controls
+DAEMONS = ("on", "relay", "nice")  # the modes that run the mirror daemon
+RELAY_PORT, BEHIND_RELAY = 6656, 16653  # --relay: the relay's port on the VIP, HAProxy's accept-proxy port
 BULK = 64  # messages per write in the bulk trial
 AGREE = 0.8  # the share of rounds that must agree for a target's verdict
 SPIN_PERIOD = 0.004  # the CPU control sleeps this long between busy spells
@@ -175,6 +176,9 @@ defaults
     timeout server 1m
 frontend openflow
     bind {VIP}:{OF_PORT}
+    default_backend controllers
+frontend behind_relay
+    bind 127.0.0.1:{BEHIND_RELAY} accept-proxy
     default_backend controllers
 backend controllers
     server ctl {CTL}:{OF_PORT}
@@ -392,11 +396,12 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 class Capture:
-    """A fresh mirror daemon in capture mode, in the lb namespace."""
+    """A fresh mirror daemon in the lb namespace: the capture, or with
+    `relay` the relay in front of HAProxy (the TLS path, in plain TCP)."""
 
     LOG = Path("/tmp/capture-daemon.log")
 
-    def __init__(self, nice: int = 0) -> None:
+    def __init__(self, nice: int = 0, relay: bool = False) -> None:
         self.master_before = 0  # the master's count before this trial
         env = dict(os.environ, PYTHONPATH=str(ROOT / "sidecar"))
 
@@ -405,12 +410,15 @@ class Capture:
                 os.setpriority(os.PRIO_PROCESS, 0, nice)
                 os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
+        if relay:
+            path = ("--listen", f"{VIP}:{RELAY_PORT}", "--primary", f"127.0.0.1:{BEHIND_RELAY}")
+        else:
+            path = ("--capture", CAPTURE_IFACE, "--listen", f"{VIP}:{OF_PORT}")
         with self.LOG.open("w") as log:
             self.proc = subprocess.Popen(
                 [
-                    *("ip", "netns", "exec", "lb", sys.executable, "-m", "sdn_ha_mirror"),
-                    *("--capture", CAPTURE_IFACE, "--listen", f"{VIP}:{OF_PORT}", "--master", f"{CTL}:{MASTER}"),
-                    *("--metrics", f"127.0.0.1:{METRICS}", "--log-level", "info"),
+                    *("ip", "netns", "exec", "lb", sys.executable, "-m", "sdn_ha_mirror", *path),
+                    *("--master", f"{CTL}:{MASTER}", "--metrics", f"127.0.0.1:{METRICS}", "--log-level", "info"),
                 ],
                 env=env,
                 stderr=log,
@@ -418,7 +426,8 @@ class Capture:
             )
         try:
             wait_for_port("lb", "127.0.0.1", METRICS, self.proc)
-            wait_until(lambda: m(metrics(), "capture_active") == 1, 10, "the capture to see the VIP")
+            if not relay:
+                wait_until(lambda: m(metrics(), "capture_active") == 1, 10, "the capture to see the VIP")
         except BaseException as exc:
             stop(self.proc)
             raise RuntimeError(f"{exc}; the daemon's log: {self.LOG.read_text()[-2000:]}") from exc
@@ -562,9 +571,9 @@ def messages(args: argparse.Namespace, kind: str) -> int:
 
 
 def trial(args: argparse.Namespace, kind: str, mode: str, master_pid: int) -> dict:
-    capture = Capture(args.nice if mode == "nice" else 0) if mode in CAPTURING else None
+    capture = Capture(args.nice if mode == "nice" else 0, relay=mode == "relay") if mode in DAEMONS else None
     sock, controls, frozen = None, control(args, kind, mode), False
-    target = (CTL, OF_PORT) if mode == "direct" else (VIP, OF_PORT)
+    target = {"direct": (CTL, OF_PORT), "relay": (VIP, RELAY_PORT)}.get(mode, (VIP, OF_PORT))
     started = time.monotonic()
     try:
         before = master_count()
@@ -643,7 +652,7 @@ def measure(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]]
         print(f"round {round_ + 1}/{args.runs} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
         for kind in args.trials:
             for mode in order:
-                if kind == "frozen" and mode != "on":
+                if kind == "frozen" and mode not in ("on", "relay"):
                     continue  # against the full trial of the same round
                 try:
                     result = trial(args, kind, mode, master_pid)
@@ -660,7 +669,16 @@ def measure(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]]
 
 
 def extra_modes(args: argparse.Namespace, base: tuple[str, ...] = ()) -> tuple[str, ...]:
-    return base + (("nice",) if args.nice else ()) + (("ring", "cpu") if args.controls else ())
+    return (
+        base
+        + (("relay",) if args.relay else ())
+        + (("nice",) if args.nice else ())
+        + (("ring", "cpu") if args.controls else ())
+    )
+
+
+def daemon_modes(args: argparse.Namespace) -> list[str]:
+    return [mode for mode in DAEMONS if mode == "on" or mode in extra_modes(args)]
 
 
 def spread(values: list[float], fmt: str) -> str:
@@ -695,12 +713,12 @@ def targets(args: argparse.Namespace, results: dict) -> list[tuple[str, list[flo
     def added(kind: str, q: str) -> list[float]:
         return paired(results, kind, q, lambda on, off: on - off)
 
-    def ratio(kind: str, base: str = "off", against: str = "") -> list[float]:
-        if against:  # the frozen trial against the full one of the same round, both capture on
-            on = {r["round"]: r["rate"] for r in results.get((kind, "on"), [])}
-            full = {r["round"]: r["rate"] for r in results.get((against, "on"), [])}
+    def ratio(kind: str, against: str = "", mode: str = "on") -> list[float]:
+        if against:  # the frozen trial against the full one of the same round, in the same mode
+            on = {r["round"]: r["rate"] for r in results.get((kind, mode), [])}
+            full = {r["round"]: r["rate"] for r in results.get((against, mode), [])}
             return [on[k] / full[k] for k in sorted(on.keys() & full.keys())]
-        return paired(results, kind, "rate", lambda on, off: on / off)
+        return paired(results, kind, "rate", lambda on, off: on / off, mode)
 
     def lost(kind: str, key: str) -> list[float]:
         return [float(r[key]) for r in results.get((kind, "on"), [])]
@@ -768,6 +786,40 @@ def targets(args: argparse.Namespace, results: dict) -> list[tuple[str, list[flo
     return rows
 
 
+def before_after(args: argparse.Namespace, results: dict) -> None:
+    """The relay (p, the mirror on the path) against the capture (c, off it),
+    each against HAProxy alone (b) of the same rounds."""
+
+    def values(kind: str, key: str, mode: str, scale: float = 1) -> list[float]:
+        return [r[key] * scale for r in results.get((kind, mode), [])]
+
+    def latency(q: str, mode: str) -> str:
+        cost = paired(results, "lat10k", q, lambda on, off: on - off, mode)
+        return f"{spread(values('lat10k', q, mode), '{:.0f}')}, {spread(cost, '{:+.0f}')} us"
+
+    def rate(kind: str, mode: str) -> str:
+        cost = paired(results, kind, "rate", lambda on, off: on / off, mode)
+        return f"{spread(values(kind, 'rate', mode, 1e-3), '{:.0f}')} k msg/s, {spread(cost, '{:.2f}')}x"
+
+    def frozen(mode: str) -> str:
+        on = {r["round"]: r["rate"] for r in results.get(("frozen", mode), [])}
+        full = {r["round"]: r["rate"] for r in results.get(("full", mode), [])}
+        return spread([on[k] / full[k] for k in sorted(on.keys() & full.keys())], "{:.2f}") + "x"
+
+    print(
+        "\nBefore (p, the relay on the path) and after (c, the capture off it), each against (b) of the same rounds\n"
+    )
+    print("| Measure | (b) HAProxy | (p) relay + HAProxy, cost | (c) capture + HAProxy, cost |")
+    print("|---|---|---|---|")
+    for q in ("p50", "p99"):
+        base = spread(values("lat10k", q, "off"), "{:.0f}")
+        print(f"| Round trip at 10k msg/s, {q}, us | {base} | {latency(q, 'relay')} | {latency(q, 'on')} |")
+    for kind, label in (("bulk", f"Bulk, {BULK} per write"), ("full", "One per write")):
+        base = spread(values(kind, "rate", "off", 1e-3), "{:.0f}")
+        print(f"| {label}, k msg/s | {base} | {rate(kind, 'relay')} | {rate(kind, 'on')} |")
+    print(f"| One per write, master frozen against master reading | | {frozen('relay')} | {frozen('on')} |")
+
+
 def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]]) -> int:
     """Print everything that was measured; 1 when a target is too noisy or lacks data."""
 
@@ -780,6 +832,9 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]])
     print("128-byte PACKET_INs; median (min to max) of the rounds; on vs off paired per round;")
     print("(a) direct: the controller's own address; (b) off: the VIP, no mirror; (c) on: the VIP, capture feeding")
     print("the master; the daemon, the peers and the emulator share the machine's CPUs with the data path;")
+    if args.relay:
+        print("(p) relay: the switch reaches the mirror's relay on the VIP, which hands the session to HAProxy on")
+        print("loopback (PROXY v2) and copies it to the master: the path proxy mode takes with TLS, here in plain TCP;")
     if args.nice:
         print(f"nice {args.nice}: the same daemon at nice {args.nice} under SCHED_BATCH (mirror_capture_nice)")
     if args.controls:
@@ -788,7 +843,12 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]])
         print(f"cpu: no capture, a process burning the CPU share of daemon + master (at 50k: {shares} %)")
     print(f"trials that completed: {', '.join(f'{k[0]} {k[1]} {v}' for k, v in sorted(rounds.items()))}\n")
     extra = extra_modes(args)
-    names = {"nice": f"At nice {args.nice}", "ring": "Ring, unread", "cpu": "CPU share, no capture"}
+    names = {
+        "relay": "(p) Relay + HAProxy",
+        "nice": f"At nice {args.nice}",
+        "ring": "Ring, unread",
+        "cpu": "CPU share, no capture",
+    }
     head = "".join(f" | {names[mode]} | vs off" for mode in extra)
     print(f"| Trial | (a) Direct | (b) Capture off | (c) Capture on | On vs off{head} |")
     print("|---|---|---|---|---|" + "---|---|" * len(extra))
@@ -824,7 +884,8 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]])
     if "frozen" in args.trials:
         print(
             f"| Full load, 1 per write, master frozen (SIGSTOP), k msg/s | | | "
-            f"{col('frozen', 'on', 'rate', '{:.1f}', 1e-3)} | |" + " | |" * len(extra)
+            f"{col('frozen', 'on', 'rate', '{:.1f}', 1e-3)} | |"
+            + "".join(f" {col('frozen', mode, 'rate', '{:.1f}', 1e-3)} | |" for mode in extra)
         )
     print("\nWith the capture on, PACKET_INs summed over the rounds (CPU: median, min to max)\n")
     print(
@@ -832,9 +893,9 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]])
         "| Lost copies | Not counted | Identities | Daemon CPU s per 100k | Master CPU s per 100k |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for kind, mode in [(kind, mode) for kind in args.trials for mode in CAPTURING[: 1 + bool(args.nice)]]:
+    for kind, mode in [(kind, mode) for kind in args.trials for mode in daemon_modes(args)]:
         rows = results.get((kind, mode), [])
-        label = kind if mode == "on" else f"{kind} at nice {args.nice}"
+        label = {"on": kind, "relay": f"{kind} through the relay"}.get(mode, f"{kind} at nice {args.nice}")
         if not rows:
             print(f"| {label} | no completed trial | | | | | | | | | | | |")
             continue
@@ -860,6 +921,8 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]])
     errors = [f"{k[1]}: {r['error']}" for k, v in results.items() if k[0] == "errors" for r in v]
     if errors:
         print("Failed trials: " + "; ".join(errors))
+    if args.relay:
+        before_after(args, results)
     print(f"\nTargets, judged on the rounds' paired values (met or missed: at least {AGREE:.0%} of the rounds agree)\n")
     print("| Target | Per round | Verdict |")
     print("|---|---|---|")
@@ -911,6 +974,7 @@ def outside(args: argparse.Namespace) -> int:
     arguments += ["--bulk-messages", str(args.bulk_messages)]
     arguments += ["--trials", ",".join(args.trials), "--nice", str(args.nice)]
     arguments += ["--controls"] if args.controls else []
+    arguments += ["--relay"] if args.relay else []
     per_round = (400 if args.controls else 220) + 60 * len({"bulk", "frozen"} & set(args.trials))
     return run_inside("capture.py", arguments, caps="NET_ADMIN,NET_RAW,SYS_ADMIN", timeout=120 + per_round * args.runs)
 
@@ -934,10 +998,15 @@ def main() -> int:
     parser.add_argument(
         "--controls", action="store_true", help="also run the ring-only and the same-CPU-share controls per trial"
     )
+    parser.add_argument(
+        "--relay", action="store_true", help="also run the mirror's relay in front of HAProxy (--path proxy)"
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", choices=["controller", "master", "ring", "spin"], help=argparse.SUPPRESS)
     parser.add_argument("--share", type=float, default=0.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.relay and args.path != "proxy":
+        parser.error("--relay goes with --path proxy")
     args.shares = {}  # trial kind -> CPU share of daemon + master in its last capture-on trial
     if args.serve == "ring":
         serve_ring()
