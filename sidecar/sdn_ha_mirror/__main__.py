@@ -423,7 +423,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sync-peer", type=address, help="the peer LB's --sync-listen, HOST:PORT")
     parser.add_argument("--sync-key-file", metavar="PATH", help="the key both LBs sign the view sync with")
     parser.add_argument(
-        "--bindings", metavar="PATH", help="JSON: each switch address -> the datapath ids it may claim (relay only)"
+        "--bindings",
+        metavar="PATH",
+        help="JSON: each switch address -> the datapath ids it may claim"
+        " (the relay refuses any other claim; the capture does not mirror it)",
     )
     parser.add_argument("--tls-cert", metavar="PATH", help="this LB's certificate (PEM) for the switches' TLS")
     parser.add_argument("--tls-key", metavar="PATH", help="its private key (PEM)")

@@ -19,10 +19,11 @@ each packet:
   passes the session on without asking (in NAT mode conntrackd copies the
   mark to the other LB, so a takeover asks nothing either);
 - refuse: the packet goes on with the mark `--refused`, the identity table
-  moves it to the connection and drops the packet and everything after it
-  but resets, and the gate sends the switch a reset from the front VIP. The
-  receiver never gets the claim; the reset the switch answers its next
-  packet with closes the receiver's side.
+  moves it to the connection and drops the packet and every later one from
+  the switch but its resets, and the gate sends the switch a reset from the
+  front VIP. The receiver never gets the claim; its next packet still
+  reaches the switch, which answers with a reset that closes the
+  receiver's side.
 
 A segment must carry the bytes it carried before, wherever it overlaps what
 the gate let through: the receiver's TCP keeps the first copy it got, so
@@ -223,10 +224,10 @@ class Streams:
                 log.warning("switch %s: too many sessions in their handshake; this one is refused", flow.gate.label)
                 self._finish(old, REFUSE)
             return ACCEPT
-        if key in self.done:
-            return self.done[key]
         if segment.flags & RST_FLAG:
             return ACCEPT  # the controller's TCP reads no payload on a reset: neither does the gate
+        if key in self.done:
+            return self.done[key]
         flow = self.flows.get(key)
         if flow is None:
             if not segment.payload:

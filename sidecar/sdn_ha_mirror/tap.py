@@ -12,8 +12,8 @@ stream up mid-flight) are counted as unseen; the scanner then starts again
 at the next message boundary the caller found.
 
 Given the switch's address and the settings' bindings (the capture), every
-FEATURES_REPLY must claim a datapath id bound to that address, or the tap
-closes: the capture sees a copy of every byte a switch sends, also those
+FEATURES_REPLY must claim a datapath id bound to that address, or the
+master gets nothing more of the session: the capture sees a copy of every byte a switch sends, also those
 the identity gate then drops, and a claim of another switch's id would give
 the master a second session for that switch. (The relay checks the stream
 itself, before anything goes on.)
@@ -123,10 +123,12 @@ class Tap:
         message cut short before them is lost too, and the stream goes on
         at a message boundary."""
         self.queue.counters.unseen_bytes += missing + self._switch.pending
-        self._switch = self._switch_scanner()
+        if self._switch is not _CLOSED:  # a closed tap stays closed (no scanner, no cycle)
+            self._switch = self._switch_scanner()
 
     def controller_gap(self) -> None:
-        self._controller = self._controller_scanner()
+        if self._controller is not _CLOSED:
+            self._controller = self._controller_scanner()
 
     def _controller_request(self, message: Message) -> None:
         if len(self.pending_xids) >= PENDING_LIMIT:
@@ -137,14 +139,16 @@ class Tap:
         return self.link is not None and self.link.deliverable
 
     def _mirror_run(self, buf: bytes, start: int, end: int, count: int) -> None:
-        if self.refusal:
-            return
-        # No replay: while the master is away, its copies are dropped.
-        if self.queue.account_run(buf[start:end], count, deliverable=self._deliverable()):
+        # No replay: while the master is away, its copies are dropped (and
+        # all of a refused session's).
+        if self.queue.account_run(buf[start:end], count, deliverable=self._deliverable() and not self.refusal):
             self.link.copies_queued()
 
     def _switch_message(self, message: Message) -> None:
-        if self.refusal or (message.type == OFPT.FEATURES_REPLY and not self._bound(message)):
+        if not self.refusal and message.type == OFPT.FEATURES_REPLY:
+            self._bound(message)
+        if self.refusal:  # counted, never learned nor sent on
+            self.queue.account(message, route(message, self.pending_xids), deliverable=False)
             return
         self.view.learn(message)
         decision = route(message, self.pending_xids)
@@ -157,7 +161,8 @@ class Tap:
 
     def _bound(self, message: Message) -> bool:
         """Whether the datapath id a FEATURES_REPLY claims is bound to the
-        switch's address (always, without bindings); if not, the tap closes."""
+        switch's address (always, without bindings); if not, the master gets
+        nothing of this session from now on (its messages are still counted)."""
         if self.bindings is None:
             return True
         data = message.data
@@ -169,7 +174,11 @@ class Tap:
             "none" if dpid is None else f"{dpid:#x}", self.bindings.bound_to(self.address)
         )
         log.warning("switch %s %s: not mirrored", self.label, self.refusal)
-        self.close()
+        if self._task is not None:  # the master's session for it, if any, ends
+            self._task.cancel()
+            self._task = None
+        if self.link:
+            self.link.close()
         return False
 
 

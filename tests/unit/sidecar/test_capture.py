@@ -467,6 +467,8 @@ def test_a_captured_claim_of_an_id_not_bound_to_the_address_never_reaches_the_ma
         taps[address] = capture.flows[key].tap
     rogue, switch = taps["198.18.1.100"], taps["198.18.1.10"]
     assert "0x1" in rogue.refusal and not rogue.view.ready and rogue.view.features is None
+    # counted all the same: 4 messages seen whole, none for the master
     assert rogue.counters.mirrored_messages == 0 and rogue.counters.consistent()
+    assert rogue.counters.relayed_bytes == len(handshake(1)) and rogue.counters.relayed_messages == 4
     assert not switch.refusal and switch.view.ready and switch.counters.relayed_messages == 4  # no master here: dropped
     assert bindings.refused == 1

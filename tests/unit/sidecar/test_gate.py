@@ -109,6 +109,8 @@ def test_a_claim_from_another_switch_address_is_refused_at_its_last_byte(streams
     assert streams.counts.refused == 1 and streams.bindings.refused == 1
     # Packets of it that were queued already get the same answer.
     assert streams.answer(parse(packet(ISN + 99, b"x" * 8, source=IMPOSTOR))) == REFUSE
+    # but a reset goes on: it closes the receiver's side of the refused session.
+    assert streams.answer(parse(packet(ISN + 99, flags=0x14, source=IMPOSTOR))) == ACCEPT
 
 
 def test_a_switch_that_proved_its_id_may_not_claim_another(streams):
