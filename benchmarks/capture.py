@@ -96,6 +96,7 @@ SKIP = 1000  # first open-loop messages left out of the percentiles (ramp-up)
 TRIALS = ("lat10k", "lat50k", "full", "bulk", "frozen")
 MODES = ("direct", "off", "on")  # and "relay" with --relay, "nice" with --nice, "ring" and "cpu" with --controls
 DAEMONS = ("on", "relay", "nice")  # the modes that run the mirror daemon
+FROZEN_MODES = ("on", "relay")  # the frozen trial runs in these, against the full trial of the same mode
 RELAY_PORT, BEHIND_RELAY = 6656, 16653  # --relay: the relay's port on the VIP, HAProxy's accept-proxy port
 BULK = 64  # messages per write in the bulk trial
 AGREE = Fraction(4, 5)  # the share of rounds that must agree for a target's verdict (exact: 4 of 5 is 4/5)
@@ -653,8 +654,8 @@ def measure(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]]
         print(f"round {round_ + 1}/{args.runs} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
         for kind in args.trials:
             for mode in order:
-                if kind == "frozen" and mode not in ("on", "relay"):
-                    continue  # against the full trial of the same round
+                if kind == "frozen" and mode not in FROZEN_MODES:
+                    continue
                 try:
                     result = trial(args, kind, mode, master_pid)
                 except Exception as exc:
@@ -695,6 +696,13 @@ def paired(results: dict, kind: str, key: str, combine, mode: str = "on") -> lis
     return [combine(on[k], off[k]) for k in sorted(on.keys() & off.keys())]
 
 
+def frozen_ratios(results: dict, mode: str = "on") -> list[float]:
+    """The frozen trial's rate against the full trial's, per round, in one mode."""
+    frozen = {r["round"]: r["rate"] for r in results.get(("frozen", mode), [])}
+    full = {r["round"]: r["rate"] for r in results.get(("full", mode), [])}
+    return [frozen[k] / full[k] for k in sorted(frozen.keys() & full.keys())]
+
+
 def verdict(values: list[float], meets) -> str:
     """Met or missed when at least AGREE of the rounds say so; otherwise the
     run cannot support either claim."""
@@ -714,12 +722,8 @@ def targets(args: argparse.Namespace, results: dict) -> list[tuple[str, list[flo
     def added(kind: str, q: str) -> list[float]:
         return paired(results, kind, q, lambda on, off: on - off)
 
-    def ratio(kind: str, against: str = "", mode: str = "on") -> list[float]:
-        if against:  # the frozen trial against the full one of the same round, in the same mode
-            on = {r["round"]: r["rate"] for r in results.get((kind, mode), [])}
-            full = {r["round"]: r["rate"] for r in results.get((against, mode), [])}
-            return [on[k] / full[k] for k in sorted(on.keys() & full.keys())]
-        return paired(results, kind, "rate", lambda on, off: on / off, mode)
+    def ratio(kind: str) -> list[float]:
+        return paired(results, kind, "rate", lambda on, off: on / off)
 
     def lost(kind: str, key: str) -> list[float]:
         return [float(r[key]) for r in results.get((kind, "on"), [])]
@@ -745,7 +749,7 @@ def targets(args: argparse.Namespace, results: dict) -> list[tuple[str, list[flo
             ("rate, 64 messages per write, on / off", ratio("bulk"), "{:.2f}x", lambda v: v >= 0.95, ">= 0.95x"),
             (
                 "master frozen / reading, one per write",
-                ratio("frozen", against="full"),
+                frozen_ratios(results),
                 "{:.2f}x",
                 lambda v: v >= 0.95,
                 ">= 0.95x",
@@ -803,9 +807,7 @@ def before_after(args: argparse.Namespace, results: dict) -> None:
         return f"{spread(values(kind, 'rate', mode, 1e-3), '{:.0f}')} k msg/s, {spread(cost, '{:.2f}')}x"
 
     def frozen(mode: str) -> str:
-        on = {r["round"]: r["rate"] for r in results.get(("frozen", mode), [])}
-        full = {r["round"]: r["rate"] for r in results.get(("full", mode), [])}
-        return spread([on[k] / full[k] for k in sorted(on.keys() & full.keys())], "{:.2f}") + "x"
+        return spread(frozen_ratios(results, mode), "{:.2f}") + "x"
 
     print(
         "\nBefore (p, the relay on the path) and after (c, the capture off it), each against (b) of the same rounds\n"
@@ -895,8 +897,8 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]])
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for kind, mode in [(kind, mode) for kind in args.trials for mode in daemon_modes(args)]:
-        if kind == "frozen" and mode not in ("on", "relay"):
-            continue  # not run: the frozen trial is against the full one of the same mode
+        if kind == "frozen" and mode not in FROZEN_MODES:
+            continue  # not run
         rows = results.get((kind, mode), [])
         label = {"on": kind, "relay": f"{kind} through the relay"}.get(mode, f"{kind} at nice {args.nice}")
         if not rows:
