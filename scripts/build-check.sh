@@ -19,6 +19,10 @@ for forbidden in collections/ inventories/ molecule/ lab/ scripts/ .ci/ ansible.
     exit 1
   fi
 done
+if grep -q 'lab-traffic' <<<"$listing"; then
+  echo "build: FAIL: the tarball contains the lab's traffic generator" >&2
+  exit 1
+fi
 if tar tvzf "$tarball" | grep -q '^l'; then
   echo "build: FAIL: the tarball contains a symlink" >&2
   exit 1
@@ -30,21 +34,17 @@ unset ANSIBLE_CONFIG
 cd "$work"
 ansible-galaxy collection install --no-deps -p "$ANSIBLE_COLLECTIONS_PATH" "$tarball" >/dev/null
 
-count=0
-for module in "$here"/plugins/modules/*.py; do
-  name=sdn_ha.control_plane.$(basename "$module" .py)
-  [[ $(ansible-doc "$name") == *EXAMPLES* ]] || { echo "build: FAIL: ansible-doc $name" >&2; exit 1; }
-  count=$((count + 1))
+# ansible-doc shows a page with examples for every plugin of each type.
+for kind in module:modules filter:filter lookup:lookup; do
+  type=${kind%%:*}
+  count=0
+  for plugin in "$here"/plugins/"${kind#*:}"/*.py; do
+    name=sdn_ha.control_plane.$(basename "$plugin" .py)
+    [[ $(ansible-doc -t "$type" "$name") == *EXAMPLES* ]] || { echo "build: FAIL: ansible-doc -t $type $name" >&2; exit 1; }
+    count=$((count + 1))
+  done
+  echo "build: ansible-doc works for $count ${type}s"
 done
-echo "build: ansible-doc works for $count modules"
-
-count=0
-for filter in "$here"/plugins/filter/*.py; do
-  name=sdn_ha.control_plane.$(basename "$filter" .py)
-  [[ $(ansible-doc -t filter "$name") == *EXAMPLES* ]] || { echo "build: FAIL: ansible-doc -t filter $name" >&2; exit 1; }
-  count=$((count + 1))
-done
-echo "build: ansible-doc works for $count filters"
 
 for role in "$here"/roles/*/; do
   name=sdn_ha.control_plane.$(basename "$role")
@@ -53,8 +53,8 @@ done
 echo "build: argument_specs documented for every role"
 
 printf 'all:\n  hosts:\n    localhost:\n      ansible_connection: local\n' > inventory.yml
-for playbook in site status failover rolling_restart; do
+for playbook in site validate status failover rolling_restart; do
   ansible-playbook -i inventory.yml "sdn_ha.control_plane.$playbook" --syntax-check >syntax.log 2>&1 \
     || { cat syntax.log >&2; exit 1; }
 done
-echo "build: playbooks site, status, failover and rolling_restart run by FQCN from the installed collection"
+echo "build: playbooks site, validate, status, failover and rolling_restart run by FQCN from the installed collection"

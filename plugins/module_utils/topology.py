@@ -673,7 +673,7 @@ class Checker:
             for host in hosts:
                 shared = self.topo.hosts[host].get("shared") or {}
                 given[host] = var in shared
-                value = _shared_as_read(var, shared[var]) if var in shared else SHARED_DEFAULTS.get(var, _UNSET)
+                value = shared_as_read(var, shared[var]) if var in shared else SHARED_DEFAULTS.get(var, _UNSET)
                 key = "unset" if value is _UNSET else json.dumps(value, sort_keys=True, default=str)
                 groups.setdefault(key, []).append(host)
                 values[key] = value
@@ -807,7 +807,7 @@ SHARED_DEFAULTS = {
 }
 
 
-def _shared_as_read(var: str, value):
+def shared_as_read(var: str, value):
     """A shared variable's value as the roles read it: booleans as Ansible
     reads them, ports as numbers."""
     if var in ("sdn_ha_tls", "sdn_ha_mirror"):

@@ -129,7 +129,7 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
         gate = _registered(hv, "status_identity")
         if "rc" in gate:
             view["gate"][lb] = guard_counters(gate.get("stdout") or "")
-        vrrp = _registered(hv, "status_vrrp")
+        vrrp = _registered(hv, "keepalived_state")
         reachable = bool(vrrp) and not vrrp.get("unreachable")
         view["vrrp"][lb] = (vrrp.get("stdout") or "").strip() or ("unknown" if reachable else "unreachable")
     masters = [lb for lb, state in view["vrrp"].items() if state == "MASTER"]

@@ -10,7 +10,12 @@ import json
 from collections.abc import Iterable, Mapping
 
 from ansible.errors import AnsibleFilterError
-from ansible_collections.sdn_ha.control_plane.plugins.module_utils.topology import FleetError, fleet_switches
+from ansible_collections.sdn_ha.control_plane.plugins.module_utils.topology import (
+    SHARED_DEFAULTS,
+    FleetError,
+    fleet_switches,
+    shared_as_read,
+)
 
 _TOPOLOGY_VARS = {
     "addresses": "sdn_ha_addresses",
@@ -142,3 +147,53 @@ def switches(hostvars: Mapping, hosts: Iterable[str], fleet: list | None = None,
     except FleetError as exc:
         raise AnsibleFilterError(f"sdn_ha_switch_fleet: {exc.key} = {exc.value!r} {exc.problem}") from exc
     return result
+
+
+# The processes on a load balancer's path, each with the systemd unit that
+# runs it and the `pgrep` arguments that find it (a regular expression: `.`
+# stands for the space). keepalived tracks them; the rolling restart
+# restarts them.
+_ON_PATH = {
+    "haproxy": {"unit": "haproxy", "pgrep": "-x haproxy"},
+    "sdn_ha_mirror": {"unit": "sdn-ha-mirror", "pgrep": "-f sdn_ha_mirror.--listen"},  # the relay
+    "nat_prober": {"unit": "sdn-ha-prober", "pgrep": "-f sdn_ha_mirror.probe"},
+    "conntrackd": {"unit": "conntrackd", "pgrep": "-x conntrackd"},
+}
+
+
+def data_path(hostvars: Mapping) -> dict:
+    """What carries the switches' sessions on a load balancer, and what
+    feeds the master, decided once from sdn_ha_mode, sdn_ha_tls and
+    sdn_ha_mirror (a host's variables; unset ones take the roles' defaults).
+    Every role and playbook reads the modes from here."""
+
+    def shared(var):
+        value = hostvars.get(var)
+        return shared_as_read(var, SHARED_DEFAULTS[var] if value is None else value)
+
+    mode, tls, mirror = shared("sdn_ha_mode"), bool(shared("sdn_ha_tls")), bool(shared("sdn_ha_mirror"))
+    proxy, nat = mode == "proxy", mode == "nat"
+    # With TLS the mirror's relay ends it on the front VIP, in front of
+    # HAProxy: the kernel's copies of a TLS stream are ciphertext.
+    relay = proxy and tls and mirror
+    capture = mirror and not relay
+    tracked = (["haproxy"] + (["sdn_ha_mirror"] if relay else [])) if proxy else ["nat_prober"]
+    return {
+        "mode": mode,
+        "haproxy": proxy,
+        "nat": nat,
+        "mirror": mirror,
+        "relay": relay,
+        "capture": capture,
+        # The identity gate binds each datapath id to its switch's address
+        # on the way in, unless the relay does it.
+        "gate": not relay,
+        # The active LB's capture sends each switch's view to the standby:
+        # NAT mode only, where a takeover keeps the sessions.
+        "view_sync": capture and nat,
+        "prober": nat,
+        "tracked": [{"name": name, **_ON_PATH[name]} for name in tracked],
+        # The services a restart of the data path restarts, in order.
+        "services": [_ON_PATH[name]["unit"] for name in (["haproxy"] if proxy else ["conntrackd", "nat_prober"])]
+        + (["sdn-ha-mirror"] if mirror else []),
+    }

@@ -64,7 +64,7 @@ def test_the_view_names_the_vip_holder_and_each_piece():
                 ]
             },
         },
-        "lb2": {"ansible_facts": {"all_ipv4_addresses": ["198.18.2.12"]}, "status_vrrp": {"stdout": "BACKUP\n"}},
+        "lb2": {"ansible_facts": {"all_ipv4_addresses": ["198.18.2.12"]}, "keepalived_state": {"stdout": "BACKUP\n"}},
         "ctl1": {
             "sdn_ha_controller_role": "master",
             "status_faucet": {"status": {"ActiveState": "active"}},
@@ -130,7 +130,7 @@ def test_nat_mode_shows_the_map_and_each_backups_sessions_and_haproxy_off_the_pa
         "lb1": {
             "ansible_facts": {"all_ipv4_addresses": ["198.18.2.11", "198.18.2.100"]},
             "status_nat": {"stdout": NAT_TABLE},
-            "status_vrrp": {"stdout": "MASTER\n"},
+            "keepalived_state": {"stdout": "MASTER\n"},
         },
         "ctl2": {"sdn_ha_addresses": {"control": "198.18.3.22/24"}},
         "ctl3": {"sdn_ha_addresses": {"control": "198.18.3.23/24"}},
@@ -240,11 +240,11 @@ def test_two_lbs_claiming_the_vips_are_a_split_brain_shown_first():
     hostvars = {
         "lb1": {
             "ansible_facts": {"all_ipv4_addresses": ["198.18.2.11", "198.18.2.100"]},
-            "status_vrrp": {"stdout": "MASTER\n"},
+            "keepalived_state": {"stdout": "MASTER\n"},
         },
         "lb2": {
             "ansible_facts": {"all_ipv4_addresses": ["198.18.2.12", "198.18.2.100"]},
-            "status_vrrp": {"stdout": "MASTER\n"},
+            "keepalived_state": {"stdout": "MASTER\n"},
         },
     }
     view = status_view(hostvars, {"load_balancers": ["lb1", "lb2"]}, "198.18.2.100")
@@ -256,9 +256,9 @@ def test_one_master_is_no_split_brain_even_while_the_other_is_unreachable():
     hostvars = {
         "lb1": {
             "ansible_facts": {"all_ipv4_addresses": ["198.18.2.11", "198.18.2.100"]},
-            "status_vrrp": {"stdout": "MASTER\n"},
+            "keepalived_state": {"stdout": "MASTER\n"},
         },
-        "lb2": {"status_vrrp": {"unreachable": True}},
+        "lb2": {"keepalived_state": {"unreachable": True}},
     }
     view = status_view(hostvars, {"load_balancers": ["lb1", "lb2"]}, "198.18.2.100")
     assert view["split_brain"] == []
@@ -267,8 +267,8 @@ def test_one_master_is_no_split_brain_even_while_the_other_is_unreachable():
 
 def test_a_master_that_lost_its_vip_and_a_holder_are_still_two_claimants():
     hostvars = {
-        "lb1": {"ansible_facts": {"all_ipv4_addresses": ["198.18.2.100"]}, "status_vrrp": {"stdout": "BACKUP"}},
-        "lb2": {"ansible_facts": {"all_ipv4_addresses": []}, "status_vrrp": {"stdout": "MASTER"}},
+        "lb1": {"ansible_facts": {"all_ipv4_addresses": ["198.18.2.100"]}, "keepalived_state": {"stdout": "BACKUP"}},
+        "lb2": {"ansible_facts": {"all_ipv4_addresses": []}, "keepalived_state": {"stdout": "MASTER"}},
     }
     assert status_view(hostvars, {"load_balancers": ["lb1", "lb2"]}, "198.18.2.100")["split_brain"] == ["lb1", "lb2"]
 

@@ -2,6 +2,7 @@ import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.topology import (
     controller_pool,
+    data_path,
     interface_for,
     switches,
     topology_hosts,
@@ -103,3 +104,39 @@ def test_topology_hosts_passes_the_shared_variables_and_long_ones_as_a_digest():
 def test_a_null_advert_segment_is_each_vips_own_as_the_role_reads_it():
     hostvars = {"lb1": {"group_names": ["load_balancers"], "keepalived_vrrp_segment": None}}
     assert topology_hosts(hostvars, ["lb1"])[0]["vrrp"] == {"vrrp_segment": ""}
+
+
+@pytest.mark.parametrize(
+    ("given", "on_path", "tracked", "services"),
+    [
+        ({}, {"haproxy", "capture", "gate"}, ["haproxy"], ["haproxy", "sdn-ha-mirror"]),
+        (
+            {"sdn_ha_tls": "true"},
+            {"haproxy", "relay"},
+            ["haproxy", "sdn_ha_mirror"],
+            ["haproxy", "sdn-ha-mirror"],
+        ),
+        ({"sdn_ha_mirror": False}, {"haproxy", "gate"}, ["haproxy"], ["haproxy"]),
+        (
+            {"sdn_ha_mode": "nat"},
+            {"nat", "capture", "gate", "view_sync", "prober"},
+            ["nat_prober"],
+            ["conntrackd", "sdn-ha-prober", "sdn-ha-mirror"],
+        ),
+        (
+            {"sdn_ha_mode": "nat", "sdn_ha_mirror": "no"},
+            {"nat", "gate", "prober"},
+            ["nat_prober"],
+            ["conntrackd", "sdn-ha-prober"],
+        ),
+    ],
+)
+def test_data_path_decides_each_mode_once(given, on_path, tracked, services):
+    path = data_path({"sdn_ha_mode": None, **given})
+    flags = {key for key, value in path.items() if value is True}
+    assert flags - {"mirror"} == on_path
+    assert path["mirror"] is (given.get("sdn_ha_mirror", True) not in (False, "no"))
+    assert path["mode"] == given.get("sdn_ha_mode", "proxy")
+    assert [process["name"] for process in path["tracked"]] == tracked
+    assert all(process["pgrep"] and process["unit"] for process in path["tracked"])
+    assert path["services"] == services
