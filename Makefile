@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_VAULT_PASSWORD_FILE := $(CURDIR)/lab/vault-password
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build molecule bench-failover bench-soak bench-mirror bench-relay bench-nat bench-nat-pool bench-runtime bench-capture bench-gate
+.PHONY: setup lab status destroy test lint unit build examples molecule bench-failover bench-soak bench-mirror bench-relay bench-nat bench-nat-pool bench-runtime bench-capture bench-gate
 
 setup:
 	@bash scripts/setup.sh
@@ -36,7 +36,7 @@ status:
 destroy:
 	ansible-playbook lab/destroy.yml
 
-test: setup lint unit build molecule
+test: setup lint unit build examples molecule
 
 lint:
 	yamllint .
@@ -49,6 +49,16 @@ unit:
 
 build:
 	bash scripts/build-check.sh
+
+# Every example inventory the docs show passes the validator (it runs on
+# this machine and contacts no host).
+examples:
+	@log=$$(mktemp); trap 'rm -f $$log' EXIT; \
+	for example in docs/examples/*/; do \
+	  ansible-playbook -i $$example playbooks/validate.yml > $$log 2>&1 \
+	    || { cat $$log; echo "examples: $$example FAILED"; exit 1; }; \
+	  echo "examples: $$example passes the validator"; \
+	done
 
 # One lab for the whole run: the default scenario builds and checks it, the
 # validation, mirror, failover and nat scenarios run against it (failover

@@ -46,7 +46,7 @@ GUARD_METRIC = 4294967295  # the lowest priority a route can have
 IFNAMSIZ = 15
 FIX_ENV = (
     "run it through make, which exports CONTAINERS_CONF and CONTAINERS_STORAGE_CONF, or export them as "
-    "the README's Tests section shows"
+    "docs/testing.md (Running one scenario) shows"
 )
 
 

@@ -5,7 +5,7 @@ on the segment would: python3 vrrp_advert.py --source ADDR --vip VIP [...]
 Lab only: the guard's tests send them from a host that is not an LB, and
 must see the VIPs stay where they are. With --as, the IP header is built
 here (IP_HDRINCL) and carries that source address instead of this host's:
-the spoof the guard cannot tell from the peer (see the README, Security).
+the spoof the guard cannot tell from the peer (see docs/guard.md, What remains).
 Prints {"sent": N} as JSON. Bounded: --seconds at most 30. Needs the
 sidecar's package (sdn_ha_mirror) on PYTHONPATH, as lab/emulator.yml installs it.
 """

@@ -7,8 +7,8 @@ waits for the mirror, in either mode. The frames carry the addresses the
 switch knows (switch <-> front VIP): incoming frames are copied before the
 DNAT, outgoing ones after the reverse NAT, and in proxy mode these are
 HAProxy's own sockets. A classic BPF filter, run in the kernel, keeps only
-TCP to or from the VIP's OpenFlow ports that carries payload or ends a
-session; when the socket's buffer is full the kernel drops the copy, never
+TCP to or from the VIP's OpenFlow ports that carries payload, opens or
+ends a session (SYN, FIN, RST); when the socket's buffer is full the kernel drops the copy, never
 the packet, and counts it (PACKET_STATISTICS). NFLOG would need a netlink
 parser and a rule in the data path's tables; nftables `dup` needs a second
 interface and another receiver.

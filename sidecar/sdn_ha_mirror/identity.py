@@ -8,7 +8,9 @@ its id. A Gate therefore follows each switch's stream from its first byte
 until the controller's handshake is over, and every FEATURES_REPLY in it
 must claim a datapath id bound to the session's source address: any other
 claim refuses the session before the controller has it whole. The relay
-(proxy mode) and the identity gate of NAT mode (gate.py) use it alike.
+(proxy mode with TLS) and the identity gate (gate.py, every other case) use
+it alike, and so does the capture's tap, which mirrors nothing of a refused
+claim.
 
 The bindings file is JSON, each address to the datapath ids it may claim:
 
