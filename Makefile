@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_VAULT_PASSWORD_FILE := $(CURDIR)/lab/vault-password
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build examples molecule bench-failover bench-soak bench-mirror bench-relay bench-nat bench-nat-pool bench-runtime bench-capture bench-gate
+.PHONY: setup lab status destroy test lint unit build examples molecule sidecar-wheel bench-failover bench-soak bench-mirror bench-relay bench-nat bench-nat-pool bench-runtime bench-capture bench-gate
 
 setup:
 	@bash scripts/setup.sh
@@ -44,8 +44,14 @@ lint:
 	ruff check .
 	ruff format --check .
 
+# The collection's unit tests and the sidecar's (sidecar/tests).
 unit:
-	pytest tests/unit
+	pytest
+
+# Rebuild the sidecar's wheel (roles/mirror/files) after changing sidecar/;
+# the sidecar's tests fail while the wheel differs from the sources.
+sidecar-wheel:
+	bash scripts/sidecar-wheel.sh
 
 build:
 	bash scripts/build-check.sh

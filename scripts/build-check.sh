@@ -13,7 +13,7 @@ tarball=$(ls "$work"/sdn_ha-control_plane-*.tar.gz)
 echo "build: $(basename "$tarball") ($(du -h "$tarball" | cut -f1))"
 
 listing=$(tar tzf "$tarball")
-for forbidden in collections/ inventories/ molecule/ lab/ scripts/ .ci/ ansible.cfg site.yml Makefile; do
+for forbidden in collections/ inventories/ molecule/ lab/ scripts/ sidecar/ .ci/ ansible.cfg site.yml Makefile; do
   if grep -q "^${forbidden}" <<<"$listing"; then
     echo "build: FAIL: the tarball contains ${forbidden}" >&2
     exit 1
@@ -28,6 +28,9 @@ if tar tvzf "$tarball" | grep -q '^l'; then
   exit 1
 fi
 echo "build: no lab files and no symlinks in the tarball"
+grep -q '^roles/mirror/files/sdn_ha_mirror-.*-py3-none-any.whl$' <<<"$listing" \
+  || { echo "build: FAIL: the tarball lacks the sidecar's wheel" >&2; exit 1; }
+echo "build: the sidecar ships as its wheel, in the mirror role"
 
 export ANSIBLE_COLLECTIONS_PATH=$work/installed
 unset ANSIBLE_CONFIG

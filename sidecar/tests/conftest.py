@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-FILES = Path(__file__).resolve().parents[3] / "sidecar"
+FILES = Path(__file__).resolve().parents[1]
 if str(FILES) not in sys.path:
     sys.path.insert(0, str(FILES))
 HERE = str(Path(__file__).resolve().parent)
