@@ -118,15 +118,15 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
         facts = hv.get("ansible_facts", {}) or {}
         if front_vip in facts.get("all_ipv4_addresses", []):
             view["vip_holders"].append(lb)
-        view["haproxy"][lb] = list(_registered(hv, "status_haproxy").get("servers", []))
-        nat = _registered(hv, "status_nat")
+        view["haproxy"][lb] = list(_registered(hv, "haproxy_status").get("servers", []))
+        nat = _registered(hv, "nat_status")
         if "stdout" in nat:
             view["nat"][lb] = nat_sessions(nat["stdout"], names)
-        view["mirror"][lb] = mirror_counters(_registered(hv, "status_mirror").get("content", ""))
-        guard = _registered(hv, "status_guard")
+        view["mirror"][lb] = mirror_counters(_registered(hv, "mirror_status").get("content", ""))
+        guard = _registered(hv, "keepalived_guard_status")
         if guard and not guard.get("unreachable"):
             view["guard"][lb] = guard_counters(guard.get("stdout") or "")
-        gate = _registered(hv, "status_identity")
+        gate = _registered(hv, "mirror_gate_status")
         if "rc" in gate:
             view["gate"][lb] = guard_counters(gate.get("stdout") or "")
         vrrp = _registered(hv, "keepalived_state")
@@ -138,16 +138,16 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
     view["disagreement"] = pool_disagreement(view)
     for ctl in groups.get("controllers", []):
         hv = hostvars[ctl]
-        service = _registered(hv, "status_faucet")
+        service = _registered(hv, "controller_service_status")
         view["controllers"][ctl] = {
             "role": hv.get("sdn_ha_controller_role", "unknown"),
             "service": "unreachable"
             if service.get("unreachable") or not service
             else service.get("status", {}).get("ActiveState", "unknown"),
-            "datapaths_up": datapaths_up(_registered(hv, "status_metrics").get("content", "")),
+            "datapaths_up": datapaths_up(_registered(hv, "controller_metrics_status").get("content", "")),
         }
     for sw in groups.get("switches", []):
-        out = _registered(hostvars[sw], "status_ovs").get("stdout") or ""
+        out = _registered(hostvars[sw], "switch_status").get("stdout") or ""
         view["switches"][sw] = ovs_records(out) if out.startswith("{") else []
     return view
 

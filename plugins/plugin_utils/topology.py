@@ -161,11 +161,15 @@ _ON_PATH = {
 }
 
 
+# The variables the modes are decided from.
+DATA_PATH_VARS = ("sdn_ha_mode", "sdn_ha_tls", "sdn_ha_mirror")
+
+
 def data_path(hostvars: Mapping) -> dict:
     """What carries the switches' sessions on a load balancer, and what
-    feeds the master, decided once from sdn_ha_mode, sdn_ha_tls and
-    sdn_ha_mirror (a host's variables; unset ones take the roles' defaults).
-    Every role and playbook reads the modes from here."""
+    feeds the master, decided once from DATA_PATH_VARS (unset or null ones
+    take the roles' defaults). Every role and playbook takes the modes from
+    here, through the data_path lookup."""
 
     def shared(var):
         value = hostvars.get(var)

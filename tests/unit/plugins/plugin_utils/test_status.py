@@ -51,7 +51,7 @@ def test_the_view_names_the_vip_holder_and_each_piece():
     hostvars = {
         "lb1": {
             "ansible_facts": {"all_ipv4_addresses": ["198.18.2.11", "198.18.2.100"]},
-            "status_haproxy": {
+            "haproxy_status": {
                 "servers": [
                     {
                         "server": "ctl2",
@@ -67,15 +67,15 @@ def test_the_view_names_the_vip_holder_and_each_piece():
         "lb2": {"ansible_facts": {"all_ipv4_addresses": ["198.18.2.12"]}, "keepalived_state": {"stdout": "BACKUP\n"}},
         "ctl1": {
             "sdn_ha_controller_role": "master",
-            "status_faucet": {"status": {"ActiveState": "active"}},
-            "status_metrics": {"content": ""},
+            "controller_service_status": {"status": {"ActiveState": "active"}},
+            "controller_metrics_status": {"content": ""},
         },
         "ctl2": {
             "sdn_ha_controller_role": "backup",
-            "status_faucet": {"status": {"ActiveState": "active"}},
-            "status_metrics": {"content": METRICS},
+            "controller_service_status": {"status": {"ActiveState": "active"}},
+            "controller_metrics_status": {"content": METRICS},
         },
-        "sw1": {"status_ovs": {"stdout": OVS}},
+        "sw1": {"switch_status": {"stdout": OVS}},
     }
     groups = {"load_balancers": ["lb1", "lb2"], "controllers": ["ctl1", "ctl2"], "switches": ["sw1"]}
     view = status_view(hostvars, groups, "198.18.2.100")
@@ -91,7 +91,7 @@ def test_the_view_names_the_vip_holder_and_each_piece():
 
 
 def test_an_unreachable_host_is_reported_not_fatal():
-    hostvars = {"lb1": {}, "ctl1": {"status_faucet": {"unreachable": True}}, "sw1": {}}
+    hostvars = {"lb1": {}, "ctl1": {"controller_service_status": {"unreachable": True}}, "sw1": {}}
     groups = {"load_balancers": ["lb1"], "controllers": ["ctl1"], "switches": ["sw1"]}
     view = status_view(hostvars, groups, "198.18.2.100")
     assert view["vip_holders"] == []
@@ -129,7 +129,7 @@ def test_nat_mode_shows_the_map_and_each_backups_sessions_and_haproxy_off_the_pa
     hostvars = {
         "lb1": {
             "ansible_facts": {"all_ipv4_addresses": ["198.18.2.11", "198.18.2.100"]},
-            "status_nat": {"stdout": NAT_TABLE},
+            "nat_status": {"stdout": NAT_TABLE},
             "keepalived_state": {"stdout": "MASTER\n"},
         },
         "ctl2": {"sdn_ha_addresses": {"control": "198.18.3.22/24"}},
@@ -180,9 +180,9 @@ def test_the_guards_counters_are_shown_and_a_missing_table_is_flagged():
         }
     )
     hostvars = {
-        "lb1": {"status_guard": {"stdout": listed, "rc": 0}},
+        "lb1": {"keepalived_guard_status": {"stdout": listed, "rc": 0}},
         # nft's answer when the table does not exist: an error, nothing on stdout
-        "lb2": {"status_guard": {"stdout": "", "rc": 1}},
+        "lb2": {"keepalived_guard_status": {"stdout": "", "rc": 1}},
     }
     view = status_view(hostvars, {"load_balancers": ["lb1", "lb2"]}, "198.18.2.100")
     assert view["guard"] == {"lb1": {"openflow_refused": 7, "vrrp_refused": 2}, "lb2": None}
@@ -196,7 +196,7 @@ def test_the_guards_counters_are_shown_and_a_missing_table_is_flagged():
 
 def test_the_relays_identity_check_is_shown():
     page = "sdn_ha_mirror_sessions 1\nsdn_ha_mirror_identity_refused_total 3\nsdn_ha_mirror_identity_addresses 65\n"
-    view = status_view({"lb1": {"status_mirror": {"content": page}}}, {"load_balancers": ["lb1"]}, "198.18.2.100")
+    view = status_view({"lb1": {"mirror_status": {"content": page}}}, {"load_balancers": ["lb1"]}, "198.18.2.100")
     assert (
         "identity@lb1: 3 session(s) refused for claiming a datapath id not bound to their address (65 addresses bound)"
         in status_lines(view)
@@ -212,7 +212,7 @@ def test_the_nat_identity_gates_counters_are_shown():
             ]
         }
     )
-    hostvars = {"lb1": {"status_identity": {"stdout": listed, "rc": 0}}, "lb2": {"status_identity": {"rc": 1}}}
+    hostvars = {"lb1": {"mirror_gate_status": {"stdout": listed, "rc": 0}}, "lb2": {"mirror_gate_status": {"rc": 1}}}
     view = status_view(hostvars, {"load_balancers": ["lb1", "lb2"]}, "198.18.2.100", "nat")
     lines = status_lines(view)
     assert (
@@ -221,7 +221,7 @@ def test_the_nat_identity_gates_counters_are_shown():
     )
     assert "identity@lb2: gate table NOT LOADED (any switch address may claim any datapath id)" in lines
     # Proxy mode reads no such table: no line.
-    view = status_view({"lb1": {"status_identity": {"skipped": True}}}, {"load_balancers": ["lb1"]}, "198.18.2.100")
+    view = status_view({"lb1": {"mirror_gate_status": {"skipped": True}}}, {"load_balancers": ["lb1"]}, "198.18.2.100")
     assert not [line for line in status_lines(view) if line.startswith("identity@")]
 
 
@@ -275,8 +275,8 @@ def test_a_master_that_lost_its_vip_and_a_holder_are_still_two_claimants():
 
 def test_a_controller_that_one_lb_cannot_reach_is_a_disagreement():
     hostvars = {
-        "lb1": {"status_haproxy": {"servers": [_server("ctl2", "DOWN"), _server("ctl3", "UP")]}},
-        "lb2": {"status_haproxy": {"servers": [_server("ctl2", "UP 1/2"), _server("ctl3", "UP")]}},
+        "lb1": {"haproxy_status": {"servers": [_server("ctl2", "DOWN"), _server("ctl3", "UP")]}},
+        "lb2": {"haproxy_status": {"servers": [_server("ctl2", "UP 1/2"), _server("ctl3", "UP")]}},
         # An LB that did not answer is not compared.
         "lb3": {},
     }
@@ -293,11 +293,11 @@ def test_nat_maps_that_differ_are_a_disagreement_and_equal_ones_are_not():
     names = {"ctl2": {"sdn_ha_addresses": {"control": "198.18.3.22/24"}}}
     names["ctl3"] = {"sdn_ha_addresses": {"control": "198.18.3.23/24"}}
     groups = {"load_balancers": ["lb1", "lb2"], "controllers": ["ctl2", "ctl3"]}
-    split = {"lb1": {"status_nat": {"stdout": one}}, "lb2": {"status_nat": {"stdout": other}}, **names}
+    split = {"lb1": {"nat_status": {"stdout": one}}, "lb2": {"nat_status": {"stdout": other}}, **names}
     assert status_view(split, groups, "198.18.2.100", "nat")["disagreement"] == {
         "ctl2": {"lb1": "mapped", "lb2": "not mapped"}
     }
-    same = {"lb1": {"status_nat": {"stdout": one}}, "lb2": {"status_nat": {"stdout": one}}, **names}
+    same = {"lb1": {"nat_status": {"stdout": one}}, "lb2": {"nat_status": {"stdout": one}}, **names}
     assert status_view(same, groups, "198.18.2.100", "nat")["disagreement"] == {}
 
 
@@ -306,7 +306,7 @@ def test_the_captures_identity_check_is_shown_as_not_mirrored():
         "sdn_ha_mirror_sessions 1\nsdn_ha_mirror_capture_active 1\n"
         "sdn_ha_mirror_identity_refused_total 2\nsdn_ha_mirror_identity_addresses 65\n"
     )
-    view = status_view({"lb1": {"status_mirror": {"content": page}}}, {"load_balancers": ["lb1"]}, "198.18.2.100")
+    view = status_view({"lb1": {"mirror_status": {"content": page}}}, {"load_balancers": ["lb1"]}, "198.18.2.100")
     assert (
         "identity@lb1: 2 session(s) not mirrored for claiming a datapath id not bound to their address"
         " (65 addresses bound)" in status_lines(view)
