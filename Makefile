@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_VAULT_PASSWORD_FILE := $(CURDIR)/lab/vault-password
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build examples molecule sidecar-wheel bench-failover bench-soak bench-mirror bench-relay bench-nat bench-nat-pool bench-runtime bench-capture bench-gate
+.PHONY: setup lab status destroy test lint unit build examples molecule sidecar-wheel bench-failover bench-soak bench-mirror bench-relay bench-nat bench-nat-pool bench-runtime bench-capture bench-gate bench-figures
 
 setup:
 	@bash scripts/setup.sh
@@ -121,7 +121,16 @@ bench-gate:
 bench-runtime:
 	python3 benchmarks/runtime.py --runs $(RUNS)
 
+# Figures in docs/figures/, drawn from the saved results (benchmarks/results/
+# *.json) by benchmarks/benchlib/figures.py, with matplotlib from a virtualenv
+# of the benchmarks' own.
+BENCH_VENV := $(CACHE)/bench-venv
+bench-figures:
+	@test -x $(BENCH_VENV)/bin/python || python3 -m venv $(BENCH_VENV)
+	@$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
+	cd benchmarks && $(BENCH_VENV)/bin/python -m benchlib.figures
+
 SOAK_SECONDS ?= 300
 SOAK_LOSS ?= 0
 bench-soak:
-	cd benchmarks && python3 vrrp_soak.py --seconds $(SOAK_SECONDS) --loss $(SOAK_LOSS) $(if $(filter-out 0,$(SOAK_LOSS)),--no-busy)
+	python3 benchmarks/vrrp_soak.py --seconds $(SOAK_SECONDS) --loss $(SOAK_LOSS) $(if $(filter-out 0,$(SOAK_LOSS)),--no-busy)

@@ -68,14 +68,16 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import functools
+import json
 import os
 import select
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -84,13 +86,32 @@ from array import array
 from fractions import Fraction
 from pathlib import Path
 
-from lab_image import run_inside
+from benchlib import ROOT
+from benchlib import results as saved
+from benchlib.conversation import (
+    BACKUP_HANDSHAKE,
+    BARRIER,
+    BODY,
+    COMMAND_LEN,
+    HELLO,
+    MESSAGE,
+    PACKET_IN,
+    PACKET_IN_HEAD,
+    PACKET_OUT_HEAD,
+    SWITCH_HANDSHAKE,
+    command,
+    read_command,
+    recv_exact,
+)
+from benchlib.image import run_inside
+from benchlib.stats import spread as _spread
+from sdn_ha_mirror.openflow import OFPT
 
-ROOT = Path(__file__).resolve().parents[1]
+OUTPUT = "/out"  # where the container writes its data
+spread = functools.partial(_spread, sep=" to ", empty="-")  # values may be negative
 VIP, SWITCH_ADDR, LB_SW, LB_CTL, CTL = "198.18.250.100", "198.18.250.2", "198.18.250.1", "198.18.251.1", "198.18.251.2"
 OF_PORT, MASTER, MASTER_STATS, METRICS = 6653, 6654, 6655, 9310
 CAPTURE_IFACE = "lbs"
-MESSAGE = 128
 WARMUP = 200  # closed-loop round trips before each timed latency trial
 SKIP = 1000  # first open-loop messages left out of the percentiles (ramp-up)
 TRIALS = ("lat10k", "lat50k", "full", "bulk", "frozen")
@@ -103,34 +124,10 @@ AGREE = Fraction(4, 5)  # the share of rounds that must agree for a target's ver
 SPIN_PERIOD = 0.004  # the CPU control sleeps this long between busy spells
 
 
-def of(kind: int, xid: int = 0, body: bytes = b"") -> bytes:
-    return struct.pack("!BBHI", 4, kind, 8 + len(body), xid) + body
-
-
-HELLO, ECHO_REQUEST, FEATURES_REPLY, PACKET_IN, PACKET_OUT = 0, 2, 6, 10, 13
-MULTIPART_REQUEST, MULTIPART_REPLY, BARRIER_REQUEST = 18, 19, 20
-PORT_DESC = struct.pack("!HH4x", 13, 0)
-BACKUP_HANDSHAKE = of(HELLO, 1) + of(5, 100) + of(MULTIPART_REQUEST, 101, PORT_DESC)
-SWITCH_HANDSHAKE = of(FEATURES_REPLY, 100, bytes(8) + bytes(16)) + of(MULTIPART_REPLY, 101, PORT_DESC + bytes(64))
-COMMAND_LEN = 8 + 9  # an ECHO_REQUEST carrying the mode and a count
 # Bytes and messages of the switch's stream before its first PACKET_IN:
 # HELLO, FEATURES_REPLY, MULTIPART_REPLY and the command (filtered by the mirror).
-PREAMBLE_BYTES = 8 + len(SWITCH_HANDSHAKE) + COMMAND_LEN
+PREAMBLE_BYTES = len(HELLO) + len(SWITCH_HANDSHAKE) + COMMAND_LEN
 PREAMBLE_MESSAGES = 4
-ONE = of(PACKET_IN, 0, bytes(MESSAGE - 8))
-PI_HEAD = struct.pack("!BBH", 4, PACKET_IN, MESSAGE)
-PO_HEAD = struct.pack("!BBH", 4, PACKET_OUT, MESSAGE)
-BODY = bytes(MESSAGE - 8)
-
-
-def recv_exact(sock: socket.socket, size: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < size:
-        chunk = sock.recv(size - len(buf))
-        if not chunk:
-            raise ConnectionError("peer closed")
-        buf += chunk
-    return bytes(buf)
 
 
 # -- network namespaces -----------------------------------------------------
@@ -224,9 +221,8 @@ def serve_controller() -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             conn.sendall(BACKUP_HANDSHAKE)
-            recv_exact(conn, 8 + len(SWITCH_HANDSHAKE))
-            command = recv_exact(conn, COMMAND_LEN)[8:]
-            mode, count = command[:1], int.from_bytes(command[1:], "big")
+            recv_exact(conn, len(HELLO) + len(SWITCH_HANDSHAKE))
+            mode, count = read_command(recv_exact(conn, COMMAND_LEN))
             if mode == b"T":
                 left, buf = count, bytearray(1 << 20)
                 while left > 0:
@@ -234,7 +230,7 @@ def serve_controller() -> None:
                     if not got:
                         return
                     left -= got
-                conn.sendall(of(BARRIER_REQUEST, 1))
+                conn.sendall(BARRIER)
                 # The switch ends the session, once the capture has settled: a
                 # session that ends at once loses the mirror's last copies
                 # (its queue is not flushed when a captured session closes).
@@ -246,7 +242,9 @@ def serve_controller() -> None:
                     whole = len(pending) - len(pending) % MESSAGE
                     if whole:
                         conn.sendall(
-                            b"".join(PO_HEAD + pending[off + 4 : off + 8] + BODY for off in range(0, whole, MESSAGE))
+                            b"".join(
+                                PACKET_OUT_HEAD + pending[off + 4 : off + 8] + BODY for off in range(0, whole, MESSAGE)
+                            )
                         )
                         pending = pending[whole:]
         except (ConnectionError, OSError):
@@ -263,7 +261,6 @@ def serve_controller() -> None:
 def serve_ring() -> None:
     """The ring control (in the lb namespace): the daemon's packet socket,
     filter and ring, every block handed back unread."""
-    sys.path.insert(0, str(ROOT / "sidecar"))
     from sdn_ha_mirror.capture import PacketRing
 
     ring = PacketRing(CAPTURE_IFACE, VIP, [OF_PORT], 32 << 20)
@@ -292,7 +289,7 @@ def serve_master() -> None:
     total = [0]
 
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(of(HELLO, 1))
+        writer.write(HELLO)
         buf = b""
         try:
             while data := await reader.read(1 << 20):
@@ -302,7 +299,7 @@ def serve_master() -> None:
                     length = int.from_bytes(buf[off + 2 : off + 4], "big")
                     if length < 8 or off + length > n:
                         break
-                    if buf[off + 1] == PACKET_IN:
+                    if buf[off + 1] == OFPT.PACKET_IN:
                         total[0] += 1
                     off += length
                 buf = buf[off:]
@@ -330,9 +327,9 @@ def switch(mode: bytes, count: int, target: tuple[str, int] = (VIP, OF_PORT)) ->
     with netns("sw"):
         sock = socket.create_connection(target, timeout=10)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(of(HELLO, 1))
+    sock.sendall(HELLO)
     recv_exact(sock, len(BACKUP_HANDSHAKE))
-    sock.sendall(SWITCH_HANDSHAKE + of(ECHO_REQUEST, 2, mode + count.to_bytes(8, "big")))
+    sock.sendall(SWITCH_HANDSHAKE + command(mode, count))
     return sock
 
 
@@ -466,7 +463,7 @@ def echo_switch(target: tuple[str, int]) -> socket.socket:
     """A switch session the controller echoes, warmed up closed-loop."""
     sock = switch(b"L", 0, target)
     for _ in range(WARMUP):
-        sock.sendall(ONE)
+        sock.sendall(PACKET_IN)
         recv_exact(sock, MESSAGE)
     return sock
 
@@ -489,7 +486,7 @@ def round_trips(sock: socket.socket, rate: int, count: int) -> dict:
                 if ahead > 0:
                     time.sleep(ahead / 1e9)
                 sent[i] = clock()
-                send(PI_HEAD + i.to_bytes(4, "big") + BODY)
+                send(PACKET_IN_HEAD + i.to_bytes(4, "big") + BODY)
             with os.fdopen(write_fd, "wb") as out:
                 out.write(sent.tobytes())
             code = 0
@@ -536,12 +533,12 @@ def full_load(sock: socket.socket, count: int, per_write: int = 1) -> dict:
     """As fast as the path takes them: messages per second until the
     controller has every byte of `count` messages, `per_write` at a time."""
     sock.settimeout(60)
-    send, chunk = sock.sendall, ONE * per_write
+    send, chunk = sock.sendall, PACKET_IN * per_write
     start = time.perf_counter()
     for _ in range(count // per_write):
         send(chunk)
     if count % per_write:
-        send(ONE * (count % per_write))
+        send(PACKET_IN * (count % per_write))
     recv_exact(sock, 8)
     return {"rate": count / (time.perf_counter() - start), "sent": count}
 
@@ -683,12 +680,6 @@ def daemon_modes(args: argparse.Namespace) -> list[str]:
     return [mode for mode in DAEMONS if mode == "on" or mode in extra_modes(args)]
 
 
-def spread(values: list[float], fmt: str) -> str:
-    if not values:
-        return "-"
-    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))} to {fmt.format(max(values))})"
-
-
 def paired(results: dict, kind: str, key: str, combine, mode: str = "on") -> list[float]:
     """combine(mode's, off's) for each round that has both."""
     on = {r["round"]: r[key] for r in results.get((kind, mode), [])}
@@ -823,7 +814,7 @@ def before_after(args: argparse.Namespace, results: dict) -> None:
     print(f"| One per write, master frozen against master reading | | {frozen('relay')} | {frozen('on')} |")
 
 
-def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]]) -> int:
+def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]], cpus: int) -> int:
     """Print everything that was measured; 1 when a target is too noisy or lacks data."""
 
     def col(kind: str, mode: str, key: str, fmt: str = "{:.0f}", scale: float = 1) -> str:
@@ -831,7 +822,7 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], list[dict]])
 
     rounds = {k: len(v) for k, v in results.items()}
     where = "HAProxy (proxy mode)" if args.path == "proxy" else "DNAT + conntrack (NAT mode)"
-    print(f"\nKernel capture benchmark, {where}: {args.runs} rounds, {os.cpu_count()} CPUs, veth")
+    print(f"\nKernel capture benchmark, {where}: {args.runs} rounds, {cpus} CPUs, veth")
     print("128-byte PACKET_INs; median (min to max) of the rounds; on vs off paired per round;")
     print("(a) direct: the controller's own address; (b) off: the VIP, no mirror; (c) on: the VIP, capture feeding")
     print("the master; the daemon, the peers and the emulator share the machine's CPUs with the data path;")
@@ -951,7 +942,6 @@ def inside(args: argparse.Namespace) -> int:
     }
     results: dict[tuple[str, str], list[dict]] = {}
     started, load = time.monotonic(), os.getloadavg()[0]
-    status = 1
     try:
         if args.path == "proxy":
             cfg = Path("/tmp/haproxy.cfg")
@@ -966,11 +956,26 @@ def inside(args: argparse.Namespace) -> int:
     finally:
         for proc in procs.values():
             stop(proc)
-        status = report(args, results)
-        print(
-            f"\nmeasured in {time.monotonic() - started:.0f} s; machine load average (1 min)"
-            f" {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
-        )
+        # Whatever happened: the trials that completed are reported.
+        data = {
+            "results": {"|".join(key): rows for key, rows in results.items()},
+            "seconds": time.monotonic() - started,
+            "load": [load, os.getloadavg()[0]],
+            "cpus": os.cpu_count(),
+        }
+        Path(OUTPUT, "capture.json").write_text(json.dumps(data))
+    return 0
+
+
+def report_saved(record: dict) -> int:
+    """The report of a saved run; 1 when a target is too noisy or lacks data."""
+    args = argparse.Namespace(**record["arguments"])
+    data = record["data"]
+    status = report(args, {tuple(key.split("|")): rows for key, rows in data["results"].items()}, data["cpus"])
+    print(
+        f"\nmeasured in {data['seconds']:.0f} s; machine load average (1 min)"
+        f" {data['load'][0]:.1f} at the start, {data['load'][1]:.1f} at the end"
+    )
     return status
 
 
@@ -984,7 +989,20 @@ def outside(args: argparse.Namespace) -> int:
     arguments += ["--controls"] if args.controls else []
     arguments += ["--relay"] if args.relay else []
     per_round = (400 if args.controls else 220) + 60 * len({"bulk", "frozen"} & set(args.trials))
-    return run_inside("capture.py", arguments, caps="NET_ADMIN,NET_RAW,SYS_ADMIN", timeout=120 + per_round * args.runs)
+    name = f"capture_{args.path}"
+    with tempfile.TemporaryDirectory() as output:
+        code = run_inside(
+            "capture.py",
+            arguments,
+            caps="NET_ADMIN,NET_RAW,SYS_ADMIN",
+            timeout=120 + per_round * args.runs,
+            output=(output, OUTPUT),
+        )
+        found = Path(output, "capture.json")
+        if not found.exists():
+            return code or 1
+        data = json.loads(found.read_text())
+    return report_saved(saved.load(name, saved.save(name, data, vars(args)))) or code
 
 
 def main() -> int:
@@ -1009,6 +1027,7 @@ def main() -> int:
     parser.add_argument(
         "--relay", action="store_true", help="also run the mirror's relay in front of HAProxy (--path proxy)"
     )
+    parser.add_argument("--report", action="store_true", help="print the report of the saved results of --path again")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", choices=["controller", "master", "ring", "spin"], help=argparse.SUPPRESS)
     parser.add_argument("--share", type=float, default=0.0, help=argparse.SUPPRESS)
@@ -1024,6 +1043,8 @@ def main() -> int:
         serve_controller()
     elif args.serve == "master":
         serve_master()
+    elif args.report:
+        return report_saved(saved.load(f"capture_{args.path}"))
     elif args.inside:
         return inside(args)
     else:

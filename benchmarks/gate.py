@@ -35,10 +35,9 @@ import subprocess
 import sys
 import time
 
-from failover import FRONT_VIP, ROOT, in_netns, labnet, run
-from nat_failover import BENCH_DPID, converge, converge_back, settle
-
-sys.path.insert(0, str(ROOT / "sidecar"))
+from benchlib import results
+from benchlib.lab import converge, converge_back, in_netns, lab, require, run, settle, unit
+from benchlib.stats import spread
 from sdn_ha_mirror.emulator import answer
 from sdn_ha_mirror.openflow import OFPT, Framer, pack
 
@@ -49,7 +48,7 @@ PAUSE = 0.3  # seconds between connections: Faucet forgets the datapath it just 
 def handshake() -> tuple[float, float]:
     """One connection to the VIP as the bench datapath: (connect, handshake) seconds."""
     start = time.perf_counter()
-    sock = socket.create_connection((FRONT_VIP, 6653), timeout=5)
+    sock = socket.create_connection((lab().front_vip, lab().openflow_port), timeout=5)
     connected = time.perf_counter() - start
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
@@ -62,7 +61,7 @@ def handshake() -> tuple[float, float]:
             for message in framer.feed(data):
                 if described:
                     return connected, time.perf_counter() - start
-                if (reply := answer(message, BENCH_DPID, 1)) is not None:
+                if (reply := answer(message, lab().bench_dpid, 1)) is not None:
                     sock.sendall(reply)
                 if message.type == OFPT.MULTIPART_REQUEST and message.body[:2] == PORT_DESC.to_bytes(2, "big"):
                     described = True
@@ -80,13 +79,13 @@ def handshakes(count: int) -> None:
 
 
 def gate(lb: str, on: bool) -> None:
-    run("podman", "exec", lb, "systemctl", "start" if on else "stop", "sdn-ha-identity")
+    run("podman", "exec", lb, "systemctl", "start" if on else "stop", unit("identity_gate"))
     time.sleep(1)
 
 
 def measure(count: int) -> list[tuple[float, float]]:
     out = subprocess.run(
-        in_netns("sw1", sys.executable, __file__, "--handshakes", str(count)),
+        in_netns(lab().switch.name, sys.executable, __file__, "--handshakes", str(count)),
         text=True,
         capture_output=True,
         check=True,
@@ -94,8 +93,8 @@ def measure(count: int) -> list[tuple[float, float]]:
     return [tuple(row) for row in json.loads(out.stdout)]
 
 
-def summary(values: list[float]) -> str:
-    return f"{statistics.median(values) * 1000:.2f} ms ({min(values) * 1000:.2f}-{max(values) * 1000:.2f})"
+def ms(values: list[float]) -> str:
+    return spread([v * 1000 for v in values], "{:.2f}", " ms")
 
 
 def main() -> int:
@@ -107,7 +106,7 @@ def main() -> int:
     if args.handshakes:
         handshakes(args.handshakes)
         return 0
-    labnet.require()
+    require()
     medians: dict[str, dict[str, list[float]]] = {"gate": {}, "bypass": {}}
     converge("nat")
     active = settle()
@@ -119,14 +118,24 @@ def main() -> int:
                 for i, name in enumerate(("connect", "handshake")):
                     medians[case].setdefault(name, []).append(statistics.median(r[i] for r in rows))
                 print(
-                    f"round {n + 1} {case}: connect {summary([r[0] for r in rows])},"
-                    f" handshake {summary([r[1] for r in rows])}",
+                    f"round {n + 1} {case}: connect {ms([r[0] for r in rows])}, handshake {ms([r[1] for r in rows])}",
                     file=sys.stderr,
                     flush=True,
                 )
     finally:
         gate(active, True)
-    print(f"\nNAT mode, the identity gate on the active LB ({active}); {args.rounds} rounds of {args.count}")
+    data = {"active": active, "rounds": args.rounds, "count": args.count, "medians": medians}
+    results.save("gate", data, vars(args))
+    report(data)
+    converge_back()
+    return 0
+
+
+def report(data: dict) -> None:
+    medians = data["medians"]
+    print(
+        f"\nNAT mode, the identity gate on the active LB ({data['active']}); {data['rounds']} rounds of {data['count']}"
+    )
     print("connections per case; medians of the rounds' medians (min-max)\n")
     print("| Measure | gate | bypass (gate stopped) | Cost |")
     print("|---|---|---|---|")
@@ -134,11 +143,9 @@ def main() -> int:
         on, off = medians["gate"][name], medians["bypass"][name]
         costs = [(a - b) * 1e6 for a, b in zip(on, off, strict=True)]
         print(
-            f"| {name} | {summary(on)} | {summary(off)} | {statistics.median(costs):+.0f} µs"
+            f"| {name} | {ms(on)} | {ms(off)} | {statistics.median(costs):+.0f} µs"
             f" ({min(costs):+.0f}..{max(costs):+.0f}), {statistics.median(on) / statistics.median(off):.2f}x |"
         )
-    converge_back()
-    return 0
 
 
 if __name__ == "__main__":

@@ -34,33 +34,38 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
-import signal
 import socket
-import statistics
 import struct
 import subprocess
 import sys
 import threading
 import time
 
-from failover import FRONT_VIP, LBS, ROOT, active_lb, in_netns, labnet, pid_of, run, vrrp_state, wait
-
-BENCH_DPID = 0x99
-INTERVAL = 0.01
-SWITCH = "198.18.1.10"  # sw1, whose network namespace the emulated switch runs in
-BACKUPS = ("198.18.3.22", "198.18.3.23")
-
-
-# -- the emulated switch (runs inside sw1's network namespace) ---------------
-sys.path.insert(0, str(ROOT / "sidecar"))
+from benchlib import results
+from benchlib.lab import (
+    MASTER_METRICS,
+    NAT_ASSIGNMENT,
+    NAT_TABLE,
+    converge,
+    converge_back,
+    in_netns,
+    lab,
+    require,
+    run,
+    settle,
+    sigkill,
+    standby_of,
+    unit,
+    wait,
+)
+from benchlib.stats import ratio, spread, summary
 from sdn_ha_mirror.emulator import answer, packet_in
 from sdn_ha_mirror.openflow import OFPT, Framer, pack
 
+INTERVAL = 0.01
 PACKET_IN_EVERY = 5  # echoes: one PACKET_IN from a new MAC every 50 ms
 PACKET_IN_QUIET = 1.0
 KILL_MARGIN = 0.05  # seconds after the SIGKILL in which the old LB may still have mirrored a PACKET_IN
-METRICS = "http://127.0.0.1:9302/metrics"  # the master's Faucet, from its own network namespace
 
 
 def emulate(seconds: float) -> None:
@@ -77,7 +82,7 @@ def emulate(seconds: float) -> None:
     macs = itertools.count(1)
 
     def session() -> None:
-        sock = socket.create_connection((FRONT_VIP, 6653), timeout=1)
+        sock = socket.create_connection((lab().front_vip, lab().openflow_port), timeout=1)
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(pack(4, OFPT.HELLO, 1))
@@ -92,7 +97,7 @@ def emulate(seconds: float) -> None:
                     for message in framer.feed(data):
                         if message.type == OFPT.ECHO_REPLY and message.xid >= 1 << 31:
                             events.append(["reply", time.time()])
-                        elif (reply := answer(message, BENCH_DPID, 1)) is not None:
+                        elif (reply := answer(message, lab().bench_dpid, 1)) is not None:
                             sock.sendall(reply)
             except OSError:
                 pass
@@ -132,7 +137,7 @@ def poll_master(seconds: float) -> None:
     samples, stop = [], time.time() + seconds
     while time.time() < stop:
         try:
-            text = urllib.request.urlopen(METRICS, timeout=0.5).read().decode()
+            text = urllib.request.urlopen(MASTER_METRICS, timeout=0.5).read().decode()
             found = pattern.search(text)
             samples.append([time.time(), float(found.group(1)) if found else 0.0])
         except OSError:
@@ -142,70 +147,40 @@ def poll_master(seconds: float) -> None:
 
 
 # -- the driver (runs on the host) ---------------------------------------------
-def converge(mode: str) -> None:
-    """site.yml in `mode`, once both LBs are back (the last trial restarted
-    one), with one more try when a host was not reachable yet."""
-    settle()
-    print(f"converging the lab in {mode} mode ...", file=sys.stderr, flush=True)
-    for attempt in (1, 2):
-        try:
-            run("ansible-playbook", str(ROOT / "site.yml"), "-e", f"sdn_ha_mode={mode}", capture=False)
-            return
-        except subprocess.CalledProcessError:
-            if attempt == 2:
-                raise
-            time.sleep(15)
-
-
-def converge_back() -> None:
-    """The lab back in proxy mode, after the results are printed: a failure
-    here is reported, not raised."""
-    try:
-        converge("proxy")
-    except Exception as exc:
-        print(f"converging the lab back to proxy mode failed ({exc}); run site.yml again", file=sys.stderr)
-
-
-def settle() -> str:
-    """Both LBs up, one master; returns the active one."""
-    wait(lambda: sorted(vrrp_state(lb) for lb in LBS) == ["BACKUP", "MASTER"], 90, "one MASTER and one BACKUP")
-    time.sleep(3)
-    return active_lb()
-
-
-def trial(case: str) -> tuple[float, bool, float]:
+def trial(case: str) -> dict:
     active = settle()
-    standby = next(lb for lb in LBS if lb != active)
+    standby = standby_of(active)
+    switch = lab().switch
     if case == "nat-retarget":
-        # The standby would send sw1's new sessions to the other backup: pause its prober and move its map.
-        run("podman", "exec", standby, "systemctl", "kill", "--signal=SIGSTOP", "sdn-ha-prober")
-        mapped = run("podman", "exec", standby, "cat", "/run/sdn_ha-nat/assignment")
-        own = next(line.split()[1].rsplit(":", 1)[0] for line in mapped.splitlines() if line.startswith(f"{SWITCH} "))
-        other = next(b for b in BACKUPS if b != own)
+        # The standby would send the switch's new sessions to the other backup: pause its prober and move its map.
+        run("podman", "exec", standby, "systemctl", "kill", "--signal=SIGSTOP", unit("nat_prober"))
+        mapped = run("podman", "exec", standby, "cat", NAT_ASSIGNMENT)
+        own = next(
+            line.split()[1].rsplit(":", 1)[0] for line in mapped.splitlines() if line.startswith(f"{switch.address} ")
+        )
+        other = next(b for b in lab().backups.values() if b != own)
         run(
             "podman",
             "exec",
             standby,
             "nft",
-            f"delete element ip sdn_ha_nat target {{ {SWITCH} }}; "
-            f"add element ip sdn_ha_nat target {{ {SWITCH} : {other} }}",
+            f"delete element ip {NAT_TABLE} target {{ {switch.address} }}; "
+            f"add element ip {NAT_TABLE} target {{ {switch.address} : {other} }}",
         )
     emulator = subprocess.Popen(
-        in_netns("sw1", sys.executable, __file__, "--emulate", "9"), text=True, stdout=subprocess.PIPE
+        in_netns(switch.name, sys.executable, __file__, "--emulate", "9"), text=True, stdout=subprocess.PIPE
     )
     master = subprocess.Popen(
-        in_netns("ctl1", sys.executable, __file__, "--poll-master", "9"), text=True, stdout=subprocess.PIPE
+        in_netns(lab().master.name, sys.executable, __file__, "--poll-master", "9"), text=True, stdout=subprocess.PIPE
     )
     time.sleep(3)
     # SIGKILL to the container's init, as `podman kill` sends it, timed
     # without podman's own latency.
-    pid = pid_of(active)
-    fault = time.time()
-    os.kill(pid, signal.SIGKILL)
+    fault = sigkill(active)
     out, _ = emulator.communicate(timeout=30)
     polled, _ = master.communicate(timeout=30)
     if case == "nat-retarget":
-        run("podman", "exec", standby, "systemctl", "kill", "--signal=SIGCONT", "sdn-ha-prober")
+        run("podman", "exec", standby, "systemctl", "kill", "--signal=SIGCONT", unit("nat_prober"))
     wait(lambda: run("podman", "inspect", "--format", "{{.State.Running}}", active) == "false", 30, f"{active} to stop")
     run("podman", "start", active)
     events = json.loads(out)
@@ -225,7 +200,7 @@ def trial(case: str) -> tuple[float, bool, float]:
     first_in = min((t for kind, t in events if kind == "packet_in"), default=fault)
     base = max((c for t, c in samples if t < first_in), default=None)
     later = [t for t, c in samples if t > fault and base is not None and c >= base + sent_before + 1]
-    master_back = later[0] - fault if later else float("nan")
+    master_back = later[0] - fault if later else None
     if not later:  # say why, so that a trial without a number can be told apart from a master not fed
         sent = sum(1 for kind, _ in events if kind == "packet_in")
         at_fault = max((c for t, c in samples if t <= fault), default=None)
@@ -241,33 +216,33 @@ def trial(case: str) -> tuple[float, bool, float]:
             file=sys.stderr,
             flush=True,
         )
-    return stall, reset, master_back
+    # The timeline the figure draws: each echo reply from 1 s before the fault
+    # to 4 s after, as (seconds from the fault, silence since the previous reply).
+    timeline = [[round(b - fault, 4), round(b - a, 4)] for a, b in itertools.pairwise(replies) if -1 < b - fault < 4]
+    return {"stall": stall, "reset": reset, "master_back": master_back, "timeline": timeline}
 
 
-def report(results: dict[str, list[tuple[float, bool, float]]], trials: int) -> None:
+def report(data: dict) -> None:
+    trials = data["trials"]
     print(f"\nLB failover (podman kill of the active LB), {trials} trials per case; echo every 10 ms\n")
     print("| Case | Echo stall, median | p95 | min-max | Sessions reset | Fault -> a later PACKET_IN at the master |")
     print("|---|---|---|---|---|---|")
-    for case, rows in results.items():
-        stalls = sorted(s for s, _, _ in rows)
-        p95 = stalls[min(len(stalls) - 1, round(0.95 * (len(stalls) - 1)))]
-        resets = sum(r for _, r, _ in rows)
-        back = sorted(b for _, _, b in rows if b == b)  # NaN: never within the trial
+    stalls = {case: summary(r["stall"] for r in rows) for case, rows in data["cases"].items()}
+    for case, rows in data["cases"].items():
+        s, back = stalls[case], summary(r["master_back"] for r in rows)  # None: never within the trial
+        resets = sum(r["reset"] for r in rows)
         fed = (
-            f"{statistics.median(back):.2f} s ({back[0]:.2f}-{back[-1]:.2f}), {len(back)} of {len(rows)}"
-            if back
-            else "never"
+            f"{spread([r['master_back'] for r in rows if r['master_back'] is not None], '{:.2f}', ' s')}, "
+            if back["n"]
+            else "never, "
         )
         print(
-            f"| {case} | {statistics.median(stalls):.3f} s | {p95:.3f} s | {stalls[0]:.3f}-{stalls[-1]:.3f} s"
-            f" | {resets} of {len(rows)} | {fed} |"
+            f"| {case} | {s['median']:.3f} s | {s['p95']:.3f} s | {s['min']:.3f}-{s['max']:.3f} s"
+            f" | {resets} of {len(rows)} | {fed}{back['n']} of {len(rows)} |"
         )
-    if "proxy" not in results:
-        return
-    base = statistics.median(s for s, _, _ in results["proxy"])
     for case in ("nat", "nat-retarget"):
-        if case in results:
-            print(f"{case}: median stall {statistics.median(s for s, _, _ in results[case]) / base:.2f}x proxy mode's")
+        if case in stalls and "proxy" in stalls:
+            print(f"{case}: median stall {ratio(stalls[case]['median'], stalls['proxy']['median'])} proxy mode's")
 
 
 def main() -> int:
@@ -282,22 +257,25 @@ def main() -> int:
     if args.poll_master:
         poll_master(args.poll_master)
         return 0
-    labnet.require()
-    results: dict[str, list[tuple[float, bool, float]]] = {}
+    require()
+    data: dict = {"trials": args.trials, "cases": {}}
     try:
         for mode, cases in (("proxy", ["proxy"]), ("nat", ["nat", "nat-retarget"])):
             converge(mode)
             for case in cases:
                 for n in range(args.trials):
-                    stall, reset, master_back = trial(case)
-                    results.setdefault(case, []).append((stall, reset, master_back))
+                    got = trial(case)
+                    data["cases"].setdefault(case, []).append(got)
+                    fed = f"{got['master_back']:.2f} s" if got["master_back"] is not None else "never"
                     print(
-                        f"{case} trial {n + 1}: stall {stall:.3f} s, reset {reset}, master fed {master_back:.2f} s",
+                        f"{case} trial {n + 1}: stall {got['stall']:.3f} s, reset {got['reset']}, master fed {fed}",
                         file=sys.stderr,
                         flush=True,
                     )
     finally:
-        report(results, args.trials)  # before the lab is converged back: that may fail on its own
+        # Saved and printed before the lab is converged back: that may fail on its own.
+        results.save("nat_failover", data, vars(args))
+        report(data)
         converge_back()
     return 0
 

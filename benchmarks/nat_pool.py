@@ -27,27 +27,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import socket
 import statistics
 import sys
 import time
 from collections import Counter
 
-from failover import ROOT, active_lb, labnet, pid_of, run, wait
-from nat_failover import converge, settle
+from benchlib import ROOT, results
+from benchlib.lab import active_lb, converge, converge_back, lab, pid_of, require, run, settle, sigkill, wait
+from benchlib.stats import ratio, spread
 
-BACKUPS = {"ctl2": "198.18.3.22", "ctl3": "198.18.3.23"}
-FRONT_VIP = "198.18.2.100"
-SOCKET = "run/sdn-ha-emulator.sock"
+SOCKET = "run/sdn-ha-emulator.sock"  # lab/emulator.yml's control socket, under the switch host's root
 
 
 def emulator(request: dict) -> dict:
     """Ask the emulator in sw1, through sw1's root directory as this host
     sees it; a status request's answer comes keyed by switch address."""
     with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(f"/proc/{pid_of('sw1')}/root/{SOCKET}")
+        sock.connect(f"/proc/{pid_of(lab().switch.name)}/root/{SOCKET}")
         sock.sendall(json.dumps(request).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):
@@ -63,13 +60,15 @@ def all_connected() -> bool:
     return all(s["connected"] and s["first_message_at"] for s in emulator({"cmd": "status"}).values())
 
 
-def spread() -> Counter:
+def backup_spread() -> Counter:
     """NAT mode: the emulated switches' live sessions per backup, from the
     active LB's connection table (entries of sessions that ended, which the
     table may still hold, are left out: only each switch's current port)."""
     live = {(a, str(s["local_port"])) for a, s in emulator({"cmd": "status"}).items() if s["connected"]}
-    names = {v: k for k, v in BACKUPS.items()}
-    table = run("podman", "exec", active_lb(), "conntrack", "-L", "-p", "tcp", "--orig-dst", FRONT_VIP, check=False)
+    names = {v: k for k, v in lab().backups.items()}
+    table = run(
+        "podman", "exec", active_lb(), "conntrack", "-L", "-p", "tcp", "--orig-dst", lab().front_vip, check=False
+    )
     served = Counter()
     for row in table.splitlines():
         original: dict[str, str] = {}
@@ -85,7 +84,7 @@ def says_hello(address: str) -> bool:
     """Whether the controller at address accepts and sends its OpenFlow HELLO
     within a second, as the prober's probe needs."""
     try:
-        with socket.create_connection((address, 6653), timeout=1.0) as sock:
+        with socket.create_connection((address, lab().openflow_port), timeout=1.0) as sock:
             sock.settimeout(1.0)
             header = sock.recv(8)
     except OSError:
@@ -106,9 +105,7 @@ def trial(fault: str, victim: str) -> list[float]:
     rebalance()
     before = emulator({"cmd": "status"})
     if fault == "kill":
-        pid = pid_of(victim)
-        start = time.time()
-        os.kill(pid, signal.SIGKILL)
+        start = sigkill(victim)
     else:
         start = time.time()
         run("podman", "exec", victim, "systemctl", "stop", "faucet")
@@ -134,24 +131,18 @@ def trial(fault: str, victim: str) -> list[float]:
     # A restarted container's Faucet is active long before it listens: the
     # next trial needs both backups in the pool again, or it measures the
     # wait for this one.
-    wait(lambda: says_hello(BACKUPS[victim]), 120, f"{victim}'s Faucet to say HELLO")
+    wait(lambda: says_hello(lab().backups[victim]), 120, f"{victim}'s Faucet to say HELLO")
     time.sleep(5)  # the prober's or HAProxy's rise
     return moved
-
-
-def describe(values: list[float]) -> str:
-    if not values:
-        return "none moved"
-    return f"{statistics.median(values):.3f} s ({min(values):.3f}-{max(values):.3f})"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=5)
     args = parser.parse_args()
-    labnet.require()
+    require()
     run("ansible-playbook", str(ROOT / "lab" / "emulator.yml"), capture=False)
-    results: dict[tuple[str, str], list[list[float]]] = {}
+    moved_by_case: dict[str, list[list[float]]] = {}  # "mode fault": per trial, each moved switch's seconds
     spreads = {}
     try:
         for mode in ("proxy", "nat"):
@@ -159,34 +150,46 @@ def main() -> int:
             settle()
             if mode == "nat":
                 wait(all_connected, 60, "every emulated switch connected")
-                spreads[mode] = spread()
+                spreads[mode] = backup_spread()
             for fault in ("stop", "kill"):
                 for n in range(args.trials):
-                    victim = list(BACKUPS)[n % len(BACKUPS)]
+                    victim = list(lab().backups)[n % len(lab().backups)]
                     moved = trial(fault, victim)
-                    results.setdefault((mode, fault), []).append(moved)
+                    moved_by_case.setdefault(f"{mode} {fault}", []).append(moved)
+                    times = spread(moved, "{:.3f}", " s") if moved else "none moved"
                     print(
-                        f"{mode} {fault} {victim}: {len(moved)} moved, {describe(moved)}", file=sys.stderr, flush=True
+                        f"{mode} {fault} {victim}: {len(moved)} moved, {times}",
+                        file=sys.stderr,
+                        flush=True,
                     )
     finally:
-        converge("proxy")
-    print(f"\nA backup dies: fault -> a moved switch's first controller message; {args.trials} trials per case\n")
+        converge_back()
+    data = {"trials": args.trials, "moved": moved_by_case, "spread": {m: dict(c) for m, c in spreads.items()}}
+    results.save("nat_pool", data, vars(args))
+    report(data)
+    return 0
+
+
+def report(data: dict) -> None:
+    def median_of_trials(values: list[list[float]]) -> str:
+        return spread([statistics.median(t) for t in values if t], "{:.3f}", " s") if any(values) else "none moved"
+
+    print(f"\nA backup dies: fault -> a moved switch's first controller message; {data['trials']} trials per case\n")
     print("| Mode | Fault | Switches moved per trial | Per-trial median, median (min-max) | Slowest switch, median |")
     print("|---|---|---|---|---|")
-    for (mode, fault), trials in results.items():
-        medians = [statistics.median(t) for t in trials if t]
-        worst = [max(t) for t in trials if t]
+    for case, trials in data["moved"].items():
+        mode, fault = case.split()
         counts = "/".join(str(len(t)) for t in trials)
-        print(f"| {mode} | {fault} | {counts} | {describe(medians)} | {describe(worst)} |")
+        slowest = [max(t) for t in trials if t]
+        print(f"| {mode} | {fault} | {counts} | {median_of_trials(trials)} | {spread(slowest, '{:.3f}', ' s')} |")
     for fault in ("stop", "kill"):
-        nat = [statistics.median(t) for t in results.get(("nat", fault), []) if t]
-        proxy = [statistics.median(t) for t in results.get(("proxy", fault), []) if t]
+        nat = [statistics.median(t) for t in data["moved"].get(f"nat {fault}", []) if t]
+        proxy = [statistics.median(t) for t in data["moved"].get(f"proxy {fault}", []) if t]
         if nat and proxy:
-            print(f"{fault}: NAT mode's median {statistics.median(nat) / statistics.median(proxy):.2f}x proxy mode's")
-    for mode, counts in spreads.items():
+            print(f"{fault}: NAT mode's median {ratio(statistics.median(nat), statistics.median(proxy))} proxy mode's")
+    for mode, counts in data["spread"].items():
         total = sum(counts.values()) or 1
         print(f"spread in {mode} mode: " + ", ".join(f"{k} {v} ({v / total:.0%})" for k, v in sorted(counts.items())))
-    return 0
 
 
 if __name__ == "__main__":

@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -49,44 +49,35 @@ import time
 import urllib.request
 from pathlib import Path
 
-from lab_image import run_inside
+from benchlib import ROOT, results
+from benchlib.conversation import (
+    BACKUP_HANDSHAKE,
+    BARRIER,
+    COMMAND_LEN,
+    HELLO,
+    MESSAGE,
+    PACKET_IN,
+    PACKET_OUT,
+    SWITCH_HANDSHAKE,
+    command,
+    read_command,
+    recv_exact,
+)
+from benchlib.image import run_inside
+from benchlib.stats import spread
 
-ROOT = Path(__file__).resolve().parents[1]
 CONTROLLER, MASTER, HAPROXY_DIRECT, HAPROXY_PROXY, SIDECAR, METRICS = 7001, 7002, 7010, 7011, 7020, 7030
 PATHS = {"a": CONTROLLER, "b": HAPROXY_DIRECT, "c": SIDECAR}
 NAMES = {"a": "(a) direct", "b": "(b) HAProxy", "c": "(c) sidecar + HAProxy"}
 # The sidecars' metrics pages, by path; (p) is the sidecar at --against.
 SIDECARS = {"c": METRICS}
 AGAINST = "/against"  # where the container sees that revision's tree
-MESSAGE = 128
+OUTPUT = "/out"  # where the container writes its data
 BULK = 64
 LATENCY_WARMUP = 200
 # The frozen-master comparison sends this many times more, so that most of
 # it runs after the master's socket buffers have filled.
 FROZEN_SCALE = 5
-
-
-def of(kind: int, xid: int = 0, body: bytes = b"") -> bytes:
-    return struct.pack("!BBHI", 4, kind, 8 + len(body), xid) + body
-
-
-HELLO, ECHO_REQUEST, FEATURES_REPLY, PACKET_IN, PACKET_OUT = 0, 2, 6, 10, 13
-MULTIPART_REQUEST, MULTIPART_REPLY, BARRIER_REQUEST = 18, 19, 20
-PORT_DESC = struct.pack("!HH4x", 13, 0)
-BACKUP_HANDSHAKE = of(HELLO, 1) + of(5, 100) + of(MULTIPART_REQUEST, 101, PORT_DESC)
-SWITCH_HANDSHAKE = of(FEATURES_REPLY, 100, bytes(8) + bytes(16)) + of(MULTIPART_REPLY, 101, PORT_DESC + bytes(64))
-ONE = of(PACKET_IN, 0, bytes(MESSAGE - 8))
-REPLY = of(PACKET_OUT, 0, bytes(MESSAGE - 8))
-
-
-def recv_exact(sock: socket.socket, size: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < size:
-        chunk = sock.recv(size - len(buf))
-        if not chunk:
-            raise ConnectionError("peer closed")
-        buf += chunk
-    return bytes(buf)
 
 
 # -- the peers ------------------------------------------------------------
@@ -99,9 +90,8 @@ def serve_controller() -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             conn.sendall(BACKUP_HANDSHAKE)
-            recv_exact(conn, 8 + len(SWITCH_HANDSHAKE))
-            command = recv_exact(conn, 8 + 9)[8:]
-            mode, count = command[:1], int.from_bytes(command[1:], "big")
+            recv_exact(conn, len(HELLO) + len(SWITCH_HANDSHAKE))
+            mode, count = read_command(recv_exact(conn, COMMAND_LEN))
             if mode == b"T":
                 left, buf = count, bytearray(1 << 20)
                 while left > 0:
@@ -109,11 +99,11 @@ def serve_controller() -> None:
                     if not got:
                         return
                     left -= got
-                conn.sendall(of(BARRIER_REQUEST, 1))
+                conn.sendall(BARRIER)
             elif mode == b"L":
                 while True:
                     recv_exact(conn, MESSAGE)
-                    conn.sendall(REPLY)
+                    conn.sendall(PACKET_OUT)
             else:
                 conn.recv(1)
         except (ConnectionError, OSError):
@@ -131,7 +121,7 @@ def serve_master() -> None:
     """The master controller: says HELLO and reads whatever it is sent."""
 
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(of(HELLO, 1))
+        writer.write(HELLO)
         try:
             while await reader.read(1 << 20):
                 pass
@@ -150,9 +140,9 @@ def serve_master() -> None:
 def switch(port: int, mode: bytes, count: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(of(HELLO, 1))
+    sock.sendall(HELLO)
     recv_exact(sock, len(BACKUP_HANDSHAKE))
-    sock.sendall(SWITCH_HANDSHAKE + of(ECHO_REQUEST, 2, mode + count.to_bytes(8, "big")))
+    sock.sendall(SWITCH_HANDSHAKE + command(mode, count))
     return sock
 
 
@@ -180,7 +170,7 @@ def throughput(path: str, messages: int, per_write: int, freeze: int = 0) -> flo
         wait_for_master(1, path)
     if freeze:
         os.kill(freeze, signal.SIGSTOP)
-    chunk = ONE * per_write
+    chunk = PACKET_IN * per_write
     writes = messages // per_write
     send = sock.sendall
     start = time.perf_counter()
@@ -200,7 +190,7 @@ def latency(path: str, messages: int, rate: int) -> tuple[float, float]:
     if path in SIDECARS:
         wait_for_master(1, path)
     for _ in range(LATENCY_WARMUP):
-        sock.sendall(ONE)
+        sock.sendall(PACKET_IN)
         recv_exact(sock, MESSAGE)
     interval = 1e9 / rate
     rtts = []
@@ -210,7 +200,7 @@ def latency(path: str, messages: int, rate: int) -> tuple[float, float]:
         while now() < next_send:
             pass
         sent = now()
-        sock.sendall(ONE)
+        sock.sendall(PACKET_IN)
         recv_exact(sock, MESSAGE)
         rtts.append((now() - sent) / 1000)
         next_send += interval
@@ -279,11 +269,8 @@ backend controllers
 """
 
 
-def spread(values: list[float], fmt: str) -> str:
-    return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
-
-
 def inside(args: argparse.Namespace) -> None:
+    """Measure, in the container, and write the data to OUTPUT."""
     me = [sys.executable, __file__]
     cfg = Path(tempfile.mkdtemp()) / "haproxy.cfg"
     cfg.write_text(HAPROXY_CFG)
@@ -308,18 +295,18 @@ def inside(args: argparse.Namespace) -> None:
         PATHS["p"], SIDECARS["p"] = SIDECAR + 1, METRICS + 1
         NAMES["p"] = f"(p) sidecar at {args.against} + HAProxy"
         procs["previous"] = sidecar(Path(AGAINST), SIDECAR + 1, METRICS + 1)
+    sent = {
+        "one": args.messages,
+        "steady": args.messages * FROZEN_SCALE,
+        "frozen": args.messages * FROZEN_SCALE,
+        "bulk": args.messages * BULK,
+    }
+    # "PATH PATTERN": one value per round (messages/s, or microseconds for p50 and p99)
+    values: dict[str, list[float]] = {}
+    cpu_us: dict[str, list[float]] = {}  # "PATH PATTERN": the sidecar's CPU per message, microseconds
+    drops: dict[str, int] = {}
     try:
         wait_for_ports(CONTROLLER, MASTER, HAPROXY_DIRECT, HAPROXY_PROXY, *PATHS.values(), *SIDECARS.values())
-        results: dict[tuple[str, str], list[float]] = {}
-        stalled_ratios: list[float] = []
-        drops: dict[str, int] = {}
-        cpu_us: dict[str, list[float]] = {}
-        sent = {
-            "one": args.messages,
-            "steady": args.messages * FROZEN_SCALE,
-            "frozen": args.messages * FROZEN_SCALE,
-            "bulk": args.messages * BULK,
-        }
         for round_ in range(args.runs):
             print(f"round {round_ + 1}/{args.runs}", file=sys.stderr, flush=True)
             # Every other round runs the paths in the reverse order, so that
@@ -340,25 +327,25 @@ def inside(args: argparse.Namespace) -> None:
                     if pattern in ("steady", "frozen") and path != "c":
                         continue
                     dropped = metric("sdn_ha_mirror_dropped_messages_total")
-                    sidecar = procs["previous" if path == "p" else "sidecar"].pid
-                    cpu = cpu_seconds(sidecar)
+                    sidecar_pid = procs["previous" if path == "p" else "sidecar"].pid
+                    cpu = cpu_seconds(sidecar_pid)
                     value = trial()
                     if path in SIDECARS and pattern in sent:
                         # CPU per message: far steadier than a rate on a shared machine.
-                        cpu_us.setdefault((path, pattern), []).append(
-                            (cpu_seconds(sidecar) - cpu) * 1e6 / sent[pattern]
-                        )
+                        used = (cpu_seconds(sidecar_pid) - cpu) * 1e6 / sent[pattern]
+                        cpu_us.setdefault(f"{path} {pattern}", []).append(used)
                     drops[pattern] = drops.get(pattern, 0) + metric("sdn_ha_mirror_dropped_messages_total") - dropped
                     if pattern == "latency":
-                        results.setdefault((path, "p50"), []).append(value[0])
-                        results.setdefault((path, "p99"), []).append(value[1])
+                        values.setdefault(f"{path} p50", []).append(value[0])
+                        values.setdefault(f"{path} p99", []).append(value[1])
                     else:
-                        results.setdefault((path, pattern), []).append(value)
-            stalled_ratios.append(results[("c", "frozen")][-1] / results[("c", "steady")][-1])
+                        values.setdefault(f"{path} {pattern}", []).append(value)
         print(f"memory: {args.sessions} idle sessions per path", file=sys.stderr, flush=True)
-        mem_b = memory("b", args.sessions, procs["haproxy"].pid)
-        mem_c_sidecar = memory("c", args.sessions, procs["sidecar"].pid)
-        mem_c_haproxy = memory("c", args.sessions, procs["haproxy"].pid)
+        memory_kib = {
+            "b haproxy": memory("b", args.sessions, procs["haproxy"].pid),
+            "c sidecar": memory("c", args.sessions, procs["sidecar"].pid),
+            "c haproxy": memory("c", args.sessions, procs["haproxy"].pid),
+        }
         identity = metric("sdn_ha_mirror_relayed_messages_total") == metric(
             "sdn_ha_mirror_mirrored_messages_total"
         ) + metric("sdn_ha_mirror_filtered_messages_total") + metric("sdn_ha_mirror_dropped_messages_total")
@@ -367,83 +354,114 @@ def inside(args: argparse.Namespace) -> None:
             proc.terminate()
         for proc in procs.values():
             proc.wait(timeout=10)
+    sent["latency"] = args.latency_messages + LATENCY_WARMUP
+    data = {
+        "names": NAMES,
+        "values": values,
+        "cpu_us": cpu_us,
+        "drops": drops,
+        "sent": sent,
+        "memory_kib": memory_kib,
+        "identity": identity,
+        "cpus": os.cpu_count(),
+    }
+    Path(OUTPUT, "relay.json").write_text(json.dumps(data))
+
+
+def report(record: dict) -> None:
+    """The tables, from the data inside() measured."""
+    data, args = record["data"], record["arguments"]
+    names, values, cpu_us = data["names"], data["values"], data["cpu_us"]
 
     def rate(path: str, pattern: str) -> list[float]:
-        return [v / 1000 for v in results[(path, pattern)]]
+        return [v / 1000 for v in values[f"{path} {pattern}"]]
+
+    def median(path: str, pattern: str) -> float:
+        return statistics.median(values[f"{path} {pattern}"])
 
     def ratio(path: str, pattern: str) -> float:
-        return statistics.median(results[(path, pattern)]) / statistics.median(results[("b", pattern)])
+        return median(path, pattern) / median("b", pattern)
 
-    cpus = os.cpu_count()
-    print(f"\nMirror sidecar benchmark: {args.runs} rounds, 128-byte PACKET_INs, loopback, {cpus} CPUs")
+    runs = args["runs"]
+    print(f"\nMirror sidecar benchmark: {runs} rounds, 128-byte PACKET_INs, loopback, {data['cpus']} CPUs")
     print("median (min-max) of the rounds; ratios against (b) of the same run\n")
     print("| Path | One msg per write, k msg/s | x (b) | Bulk (64 per write), k msg/s | x (b) |")
     print("|---|---|---|---|---|")
-    for path in PATHS:
+    for path, name in names.items():
         print(
-            f"| {NAMES[path]} | {spread(rate(path, 'one'), '{:.0f}')} | {ratio(path, 'one'):.2f} "
+            f"| {name} | {spread(rate(path, 'one'), '{:.0f}')} | {ratio(path, 'one'):.2f} "
             f"| {spread(rate(path, 'bulk'), '{:.0f}')} | {ratio(path, 'bulk'):.2f} |"
         )
-    print(f"\nRound trip at {args.rate // 1000}k msg/s, microseconds ({args.latency_messages} per round)\n")
+    print(f"\nRound trip at {args['rate'] // 1000}k msg/s, microseconds ({args['latency_messages']} per round)\n")
     print("| Path | p50 | p99 |")
     print("|---|---|---|")
-    for path in PATHS:
-        p50, p99 = (spread(results[(path, q)], "{:.0f}") for q in ("p50", "p99"))
-        print(f"| {NAMES[path]} | {p50} | {p99} |")
-    added50 = statistics.median(results[("c", "p50")]) - statistics.median(results[("b", "p50")])
-    added99 = statistics.median(results[("c", "p99")]) - statistics.median(results[("b", "p99")])
+    for path, name in names.items():
+        p50, p99 = (spread(values[f"{path} {q}"], "{:.0f}") for q in ("p50", "p99"))
+        print(f"| {name} | {p50} | {p99} |")
+    added50, added99 = (median("c", q) - median("b", q) for q in ("p50", "p99"))
     print(f"\n(c) adds {added50:.0f} us at p50 and {added99:.0f} us at p99 over (b)")
-    if args.against:
-
-        def against(pattern: str) -> float:
-            return statistics.median(results[("c", pattern)]) / statistics.median(results[("p", pattern)])
-
-        def later(q: str) -> float:
-            return statistics.median(results[("c", q)]) - statistics.median(results[("p", q)])
+    if "p" in names:
+        against = args["against"]
 
         def cpu_ratio(pattern: str) -> float:
-            return statistics.median(cpu_us[("c", pattern)]) / statistics.median(cpu_us[("p", pattern)])
+            return statistics.median(cpu_us[f"c {pattern}"]) / statistics.median(cpu_us[f"p {pattern}"])
 
         print(
-            f"(c) against (p) at {args.against}: one msg per write {against('one'):.2f}x, bulk {against('bulk'):.2f}x;"
-            f" round trip {later('p50'):+.0f} us at p50, {later('p99'):+.0f} us at p99;"
+            f"(c) against (p) at {against}: one msg per write {median('c', 'one') / median('p', 'one'):.2f}x,"
+            f" bulk {median('c', 'bulk') / median('p', 'bulk'):.2f}x;"
+            f" round trip {median('c', 'p50') - median('p', 'p50'):+.0f} us at p50,"
+            f" {median('c', 'p99') - median('p', 'p99'):+.0f} us at p99;"
             f" sidecar CPU per message {cpu_ratio('one'):.2f}x one per write, {cpu_ratio('bulk'):.2f}x bulk"
         )
+    stalled = [f / s for f, s in zip(values["c frozen"], values["c steady"], strict=True)]
     print(
-        f"\nMaster frozen (SIGSTOP), (c) one msg per write, {args.messages * FROZEN_SCALE} messages:"
+        f"\nMaster frozen (SIGSTOP), (c) one msg per write, {data['sent']['frozen']} messages:"
         f" {spread(rate('c', 'frozen'), '{:.0f}')} k msg/s; master reading, just before:"
-        f" {spread(rate('c', 'steady'), '{:.0f}')} k msg/s; ratio {spread(stalled_ratios, '{:.2f}')}x"
+        f" {spread(rate('c', 'steady'), '{:.0f}')} k msg/s; ratio {spread(stalled, '{:.2f}')}x"
     )
-    sent["latency"] = args.latency_messages + LATENCY_WARMUP
-    for path in SIDECARS:
-        print(
-            f"Sidecar CPU per relayed message in ({path}), microseconds: "
-            + "; ".join(f"{k} {spread(v, '{:.2f}')}" for (where, k), v in cpu_us.items() if where == path)
-        )
+    for path in names:
+        per_message = {k.split()[1]: v for k, v in cpu_us.items() if k.split()[0] == path}
+        if per_message:
+            print(
+                f"Sidecar CPU per relayed message in ({path}), microseconds: "
+                + "; ".join(f"{k} {spread(v, '{:.2f}')}" for k, v in per_message.items())
+            )
     print(
         "Copies dropped by the sidecar, of the PACKET_INs sent through (c): "
-        + "; ".join(f"{k} {drops[k]} of {sent[k] * args.runs}" for k in sent)
-        + f"; relayed = mirrored + filtered + dropped: {identity}"
+        + "; ".join(f"{k} {data['drops'][k]} of {n * runs}" for k, n in data["sent"].items())
+        + f"; relayed = mirrored + filtered + dropped: {data['identity']}"
     )
+    mem = data["memory_kib"]
     print(
-        f"\nMemory per idle session ({args.sessions} sessions): HAProxy {mem_b:.1f} KiB in (b);"
-        f" in (c) sidecar {mem_c_sidecar:.1f} KiB + HAProxy {mem_c_haproxy:.1f} KiB"
+        f"\nMemory per idle session ({args['sessions']} sessions): HAProxy {mem['b haproxy']:.1f} KiB in (b);"
+        f" in (c) sidecar {mem['c sidecar']:.1f} KiB + HAProxy {mem['c haproxy']:.1f} KiB"
         f" (the sidecar's copy queue is bounded at 1 MiB per session under load)"
     )
 
 
 def outside(args: argparse.Namespace) -> int:
-    """Run this script inside a throwaway container of the lab image."""
-    arguments = ["--runs", str(args.runs), "--messages", str(args.messages), "--sessions", str(args.sessions)]
-    if not args.against:
-        return run_inside("relay.py", arguments)
-    with tempfile.TemporaryDirectory() as tree:
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.against, "sidecar"], capture_output=True)
-        if archive.returncode:
-            print(f"--against {args.against}: {archive.stderr.decode().strip()}", file=sys.stderr)
-            return 1
-        subprocess.run(["tar", "-x", "-C", tree], input=archive.stdout, check=True)
-        return run_inside("relay.py", [*arguments, "--against", args.against], volumes={tree: AGAINST})
+    """Run this script inside a throwaway container of the lab image, then
+    save its data and report it."""
+    arguments = [
+        *("--runs", str(args.runs), "--messages", str(args.messages), "--sessions", str(args.sessions)),
+        *("--latency-messages", str(args.latency_messages), "--rate", str(args.rate)),
+    ]
+    with tempfile.TemporaryDirectory() as tree, tempfile.TemporaryDirectory() as output:
+        volumes = {}
+        if args.against:
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.against, "sidecar"], capture_output=True)
+            if archive.returncode:
+                print(f"--against {args.against}: {archive.stderr.decode().strip()}", file=sys.stderr)
+                return 1
+            subprocess.run(["tar", "-x", "-C", tree], input=archive.stdout, check=True)
+            arguments += ["--against", args.against]
+            volumes[tree] = AGAINST
+        code = run_inside("relay.py", arguments, volumes=volumes, output=(output, OUTPUT))
+        if code:
+            return code
+        data = json.loads(Path(output, "relay.json").read_text())
+    report(results.load("relay", results.save("relay", data, vars(args))))
+    return 0
 
 
 def main() -> int:
@@ -454,6 +472,7 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=10_000)
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--against", metavar="REV", help="also run the sidecar of this git revision, as path (p)")
+    parser.add_argument("--report", action="store_true", help="print the report of the saved results again")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", choices=["controller", "master"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -461,6 +480,8 @@ def main() -> int:
         serve_controller()
     elif args.serve == "master":
         serve_master()
+    elif args.report:
+        report(results.load("relay"))
     elif args.inside:
         inside(args)
     else:

@@ -21,14 +21,14 @@ Usage (after `make lab`):  make bench-runtime  [RUNS=5]
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from failover import ROOT, labnet, summary
+from benchlib import ROOT, results
+from benchlib.lab import require
+from benchlib.stats import summary
 
 CASES: dict[str, list[str]] = {
     "ping": ["ansible", "all", "-m", "ansible.builtin.ping"],
@@ -58,9 +58,8 @@ def recap(output: str) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="rounds (each runs every case once)")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
-    labnet.require()
+    require()
 
     times: dict[str, list[float]] = {name: [] for name in CASES}
     tasks: dict[str, int] = {}
@@ -68,26 +67,31 @@ def main() -> None:
     for round_ in range(1, args.runs + 1):
         for name, argv in CASES.items():
             elapsed, output = timed(argv)
-            results, changed = recap(output)
+            count, changed = recap(output)
             times[name].append(elapsed)
-            tasks[name] = results
+            tasks[name] = count
             if changed and name == "site":
                 changed_runs.append(f"round {round_}: {changed} change(s)")
-            print(f"round {round_}/{args.runs} {name:<6} {elapsed:6.2f} s  {results} task results", flush=True)
+            print(f"round {round_}/{args.runs} {name:<6} {elapsed:6.2f} s  {count} task results", flush=True)
 
-    stats = {name: summary(values) for name, values in times.items()}
+    data = {"times": times, "tasks": tasks, "changed": changed_runs}
+    results.save("runtime", data, vars(args))
+    report(data)
+    if changed_runs:
+        sys.exit(1)
+
+
+def report(data: dict) -> None:
+    stats = {name: summary(values) for name, values in data["times"].items()}
     base = stats["ping"]["median"]
-    print(f"\n{args.runs} rounds, median (p95, min-max), ratio of the median to ping's")
+    rounds = len(data["times"]["ping"])
+    print(f"\n{rounds} rounds, median (p95, min-max), ratio of the median to ping's")
     print(f"{'case':<7} {'wall time':<34} {'vs ping':>8} {'task results':>13}")
     for name, s in stats.items():
         spread = f"{s['median']:.2f} s (p95 {s['p95']:.2f}, {s['min']:.2f}-{s['max']:.2f})"
-        print(f"{name:<7} {spread:<34} {s['median'] / base:7.1f}x {tasks[name] or '-':>13}")
-    verdict = "CHANGED: " + "; ".join(changed_runs) if changed_runs else "changed nothing in any round"
-    print(f"site.yml {verdict}")
-    if args.json:
-        args.json.write_text(json.dumps({"stats": stats, "tasks": tasks, "changed": changed_runs}, indent=2))
-    if changed_runs:
-        sys.exit(1)
+        print(f"{name:<7} {spread:<34} {s['median'] / base:7.1f}x {data['tasks'][name] or '-':>13}")
+    changed = data["changed"]
+    print("site.yml " + ("CHANGED: " + "; ".join(changed) if changed else "changed nothing in any round"))
 
 
 if __name__ == "__main__":

@@ -22,10 +22,10 @@ import os
 import subprocess
 import time
 
-from failover import LBS, apply_profile, labnet, steady, stop_on_sigterm
+from benchlib import results
+from benchlib.lab import apply_profile, lab, require, steady, stop_on_sigterm
 
 BUSY_LOOPS_PER_LB = 2
-SYNC_SEGMENT = "198.18.4.0/24"
 ADVERT = {"stock": 1.0, "standard": 0.1, "fast": 0.05}
 LOSS_TABLE = "sdn_ha_soak"
 
@@ -33,9 +33,9 @@ LOSS_TABLE = "sdn_ha_soak"
 def lose(percent: float) -> None:
     """Drop `percent` % of the frames that reach each LB on the sync segment,
     at random; 0 removes the table."""
-    for lb in LBS:
+    for lb in lab().lbs:
         script = (
-            f"set -- $(ip -o -4 addr show to {SYNC_SEGMENT}); "
+            f"set -- $(ip -o -4 addr show to {lab().segments['sync']}); "
             f"! nft list table netdev {LOSS_TABLE} >/dev/null 2>&1 || nft delete table netdev {LOSS_TABLE}; "
         )
         if percent:
@@ -67,7 +67,7 @@ def soak(profile: str, seconds: int, busy: bool, loss: float) -> tuple[int, floa
     steady()
     start = time.time()
     if busy:
-        for lb in LBS:
+        for lb in lab().lbs:
             for _ in range(BUSY_LOOPS_PER_LB):
                 subprocess.run(
                     ["podman", "exec", "-d", lb, "timeout", str(seconds), "sh", "-c", "while :; do :; done"], check=True
@@ -81,7 +81,7 @@ def soak(profile: str, seconds: int, busy: bool, loss: float) -> tuple[int, floa
     finally:
         lose(0)
     time.sleep(2)
-    found = {lb: transitions(lb, start) for lb in LBS}
+    found = {lb: transitions(lb, start) for lb in lab().lbs}
     return sum(len(v) for v in found.values()), max(loads), found
 
 
@@ -95,11 +95,11 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 <= args.loss <= 100:
         parser.error("--loss is a percentage, 0-100")
-    labnet.require()
-    results = {}
+    require()
+    data: dict = {"seconds": args.seconds, "loss": args.loss, "profiles": {}}
     try:
         for profile in args.profiles.split(","):
-            loops = BUSY_LOOPS_PER_LB * len(LBS) if args.busy else 0
+            loops = BUSY_LOOPS_PER_LB * len(lab().lbs) if args.busy else 0
             print(
                 f"== profile {profile}: {args.seconds} s, {loops} busy loops on {os.cpu_count()} CPUs, "
                 f"{args.loss:g} % loss on the sync segment",
@@ -107,17 +107,28 @@ def main() -> None:
             )
             count, peak, found = soak(profile, args.seconds, args.busy, args.loss)
             takeovers = sum(" -> MASTER" in line for lines in found.values() for line in lines)
-            results[profile] = (count, takeovers, takeovers_expected(profile, args.loss, args.seconds))
+            data["profiles"][profile] = {
+                "transitions": count,
+                "takeovers": takeovers,
+                "expected": takeovers_expected(profile, args.loss, args.seconds),
+                "peak_load": peak,
+                "lines": found,
+            }
             print(f"   spurious VRRP transitions: {count} (peak 1-min load {peak:.1f})", flush=True)
             for lb, lines in found.items():
                 for line in lines:
                     print(f"   {lb}: {line}")
     finally:
         apply_profile("standard")
-    print(f"\n{args.loss:g} % loss on the sync segment, {args.seconds} s per profile")
+    results.save("vrrp_soak" if not args.loss else "vrrp_soak_loss", data, vars(args))
+    report(data)
+
+
+def report(data: dict) -> None:
+    print(f"\n{data['loss']:g} % loss on the sync segment, {data['seconds']} s per profile")
     print("profile     spurious transitions  takeovers  p^6 estimate")
-    for profile, (count, takeovers, expected) in results.items():
-        print(f"{profile:11} {count:>20}  {takeovers:>9}  {expected:>8.2f}")
+    for profile, r in data["profiles"].items():
+        print(f"{profile:11} {r['transitions']:>20}  {r['takeovers']:>9}  {r['expected']:>8.2f}")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,10 @@ haproxy_enabled: "{{ lookup('sdn_ha.control_plane.data_path').haproxy }}"
 # => {"mode": "proxy", "haproxy": true, "nat": false, "mirror": true, "relay": true, "capture": false,
 #     "gate": false, "view_sync": false, "prober": false,
 #     "tracked": [{"name": "haproxy", "unit": "haproxy", "pgrep": "-x haproxy"},
-#                 {"name": "sdn_ha_mirror", "unit": "sdn-ha-mirror", "pgrep": "-f sdn_ha_mirror.--listen"}],
-#     "services": ["haproxy", "sdn-ha-mirror"]}
+#                 {"name": "sdn_ha_mirror", "unit": "sdn-ha-mirror", "pgrep": "-f [s]dn_ha_mirror.--listen"}],
+#     "services": ["haproxy", "sdn-ha-mirror"],
+#     "processes": {"haproxy": {...}, "sdn_ha_mirror": {...}, "nat_prober": {...}, "conntrackd": {...},
+#                   "identity_gate": {"unit": "sdn-ha-identity", "pgrep": "-f [s]dn_ha_mirror.gate"}}}
 """
 
 RETURN = r"""
@@ -72,6 +74,12 @@ _raw:
       description: The systemd units a restart of the data path restarts, in order.
       type: list
       elements: str
+    processes:
+      description:
+        - Every process that can be on a load balancer's path, in any mode, by name (C(haproxy), C(sdn_ha_mirror) for
+          the relay, C(nat_prober), C(conntrackd), C(identity_gate)), each with its C(unit) and C(pgrep) arguments.
+        - The C(pgrep) pattern cannot match a shell whose command line holds it, so it is safe in a C(shell) task.
+      type: dict
 """
 
 from ansible.plugins.lookup import LookupBase

@@ -57,44 +57,8 @@ servers:
       total_sessions: 3
 """
 
-import csv
-import io
-import socket
-
 from ansible.module_utils.basic import AnsibleModule
-
-
-def query(path: str, command: str, timeout: float = 5.0) -> str:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(timeout)
-        sock.connect(path)
-        sock.sendall(command.encode() + b"\n")
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks).decode()
-
-
-def parse_servers(text: str, backend: str | None) -> list[dict]:
-    rows = csv.DictReader(io.StringIO(text.lstrip("# ")))
-    servers = []
-    for row in rows:
-        if row.get("svname") in ("FRONTEND", "BACKEND", None):
-            continue
-        if backend and row.get("pxname") != backend:
-            continue
-        servers.append(
-            {
-                "backend": row["pxname"],
-                "server": row["svname"],
-                "address": row.get("addr", ""),
-                "status": row.get("status", ""),
-                "check_status": row.get("check_status", ""),
-                "current_sessions": int(row.get("scur") or 0),
-                "total_sessions": int(row.get("stot") or 0),
-            }
-        )
-    return servers
+from ansible_collections.sdn_ha.control_plane.plugins.module_utils.haproxy import parse_servers, query
 
 
 def main() -> None:

@@ -151,13 +151,16 @@ def switches(hostvars: Mapping, hosts: Iterable[str], fleet: list | None = None,
 
 # The processes on a load balancer's path, each with the systemd unit that
 # runs it and the `pgrep` arguments that find it (a regular expression: `.`
-# stands for the space). keepalived tracks them; the rolling restart
-# restarts them.
-_ON_PATH = {
+# stands for the space, and `[s]` for the first letter, so that a shell whose
+# own command line holds the pattern does not find itself). keepalived tracks
+# them; the rolling restart restarts them; tests and benchmarks find them.
+ON_PATH = {
     "haproxy": {"unit": "haproxy", "pgrep": "-x haproxy"},
-    "sdn_ha_mirror": {"unit": "sdn-ha-mirror", "pgrep": "-f sdn_ha_mirror.--listen"},  # the relay
-    "nat_prober": {"unit": "sdn-ha-prober", "pgrep": "-f sdn_ha_mirror.probe"},
+    "sdn_ha_mirror": {"unit": "sdn-ha-mirror", "pgrep": "-f [s]dn_ha_mirror.--listen"},  # the relay
+    "nat_prober": {"unit": "sdn-ha-prober", "pgrep": "-f [s]dn_ha_mirror.probe"},
     "conntrackd": {"unit": "conntrackd", "pgrep": "-x conntrackd"},
+    # NAT mode's identity gate: every packet of a session not yet proven.
+    "identity_gate": {"unit": "sdn-ha-identity", "pgrep": "-f [s]dn_ha_mirror.gate"},
 }
 
 
@@ -196,8 +199,10 @@ def data_path(hostvars: Mapping) -> dict:
         # NAT mode only, where a takeover keeps the sessions.
         "view_sync": capture and nat,
         "prober": nat,
-        "tracked": [{"name": name, **_ON_PATH[name]} for name in tracked],
+        "tracked": [{"name": name, **ON_PATH[name]} for name in tracked],
         # The services a restart of the data path restarts, in order.
-        "services": [_ON_PATH[name]["unit"] for name in (["haproxy"] if proxy else ["conntrackd", "nat_prober"])]
+        "services": [ON_PATH[name]["unit"] for name in (["haproxy"] if proxy else ["conntrackd", "nat_prober"])]
         + (["sdn-ha-mirror"] if mirror else []),
+        # Every process that can be on the path, in any mode, by name.
+        "processes": {name: dict(process) for name, process in ON_PATH.items()},
     }

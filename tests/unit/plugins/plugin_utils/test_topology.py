@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.topology import (
@@ -140,3 +142,23 @@ def test_data_path_decides_each_mode_once(given, on_path, tracked, services):
     assert [process["name"] for process in path["tracked"]] == tracked
     assert all(process["pgrep"] and process["unit"] for process in path["tracked"])
     assert path["services"] == services
+
+
+@pytest.mark.parametrize(
+    ("name", "command_line"),
+    [
+        ("sdn_ha_mirror", "/opt/sdn_ha_mirror/venv/bin/python3 -m sdn_ha_mirror --listen 198.18.2.100:6653"),
+        ("nat_prober", "/usr/bin/python3 -m sdn_ha_mirror.probe 198.18.3.22:6653 --switches /etc/sdn_ha/switches"),
+        ("identity_gate", "/usr/bin/python3 -m sdn_ha_mirror.gate --queue 7 --bindings /etc/sdn_ha/bindings"),
+    ],
+)
+def test_a_process_pattern_finds_the_process_and_not_a_shell_that_holds_it(name, command_line):
+    """pgrep -f matches its extended regular expression against each command
+    line; a shell task that runs pgrep holds the pattern in its own."""
+    processes = data_path({})["processes"]
+    flag, pattern = processes[name]["pgrep"].split()
+    assert flag == "-f"
+    assert re.search(pattern, command_line)
+    assert not re.search(pattern, f"/bin/sh -c pgrep -f '{pattern}' >/dev/null && echo relay")
+    others = [p for other, p in processes.items() if other != name and p["pgrep"].startswith("-f")]
+    assert not any(re.search(p["pgrep"].split()[1], command_line) for p in others)

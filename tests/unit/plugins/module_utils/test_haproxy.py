@@ -1,7 +1,7 @@
 import socket
 import threading
 
-from ansible_collections.sdn_ha.control_plane.plugins.modules.haproxy_stats import parse_servers, query
+from ansible_collections.sdn_ha.control_plane.plugins.module_utils.haproxy import backend_sessions, parse_servers, query
 
 STATS = """# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,status,addr,check_status
 openflow,FRONTEND,,,1,1,400,3,0,0,OPEN,,
@@ -47,3 +47,9 @@ def test_query_reads_the_whole_answer(tmp_path):
     assert query(path, "show stat") == STATS
     thread.join()
     server.close()
+
+
+def test_backend_sessions_reads_the_backend_row():
+    assert backend_sessions(STATS, "controllers") == 1
+    assert backend_sessions(STATS, "controllers", "stot") == 3
+    assert backend_sessions(STATS, "elsewhere") == 0

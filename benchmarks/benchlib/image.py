@@ -1,6 +1,8 @@
-"""Shared by the benchmarks that need only the lab image, not the lab: run
-a benchmark script inside a throwaway container of that image, with no
-network at all, the repository mounted read-only at /src."""
+"""For the benchmarks that need only the lab image, not the lab: run a
+benchmark script inside a throwaway container of that image, with no
+network at all, the repository mounted read-only at /src. The script
+imports this module inside that container too, where only the image's
+Python runs: the lab's network check is imported when it is needed."""
 
 from __future__ import annotations
 
@@ -9,18 +11,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from . import ROOT
 
 
 def run_inside(
-    script: str, arguments: list[str], caps: str = "", timeout: float | None = None, volumes: dict | None = None
+    script: str,
+    arguments: list[str],
+    caps: str = "",
+    timeout: float | None = None,
+    volumes: dict | None = None,
+    output: tuple[str, str] | None = None,
 ) -> int:
     """Run `python3 /src/benchmarks/<script> --inside <arguments>` in a fresh
     container of the lab image, with `volumes` (host path -> container path)
-    mounted read-only too; its exit code (1 without an image, or when it
+    mounted read-only too, and `output` (host path, container path) the one
+    place it may write to; its exit code (1 without an image, or when it
     overran `timeout` seconds, in which case the container is removed)."""
-    sys.path.insert(0, str(ROOT / "lab"))
-    import labnet
+    import labnet  # the host side only
 
     labnet.require(podman_only=True)
     images = subprocess.run(
@@ -38,6 +45,8 @@ def run_inside(
         command += ["--cap-add", caps]
     for host, inside in (volumes or {}).items():
         command += ["-v", f"{host}:{inside}:ro"]
+    if output:
+        command += ["-v", f"{output[0]}:{output[1]}:rw"]
     command += ["-v", f"{ROOT}:/src:ro", images[0], "python3", f"/src/benchmarks/{script}", "--inside", *arguments]
     try:
         return subprocess.run(command, timeout=timeout, check=False).returncode

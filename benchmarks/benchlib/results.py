@@ -1,0 +1,51 @@
+"""Results as data. Each benchmark writes what it measured, with when, where
+and at which revision, to benchmarks/results/NAME.json; its printed report
+and the figures (benchlib.figures) are drawn from that data."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+from . import ROOT
+
+DIRECTORY = ROOT / "benchmarks" / "results"
+
+
+def revision() -> str:
+    """The checked-out commit, with '+dirty' when the tree has changes."""
+
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def save(name: str, data: dict, arguments: dict | None = None, path: Path | None = None) -> Path:
+    """Write data as NAME.json (or to path), with the run's context."""
+    path = path or DIRECTORY / f"{name}.json"
+    record = {
+        "benchmark": name,
+        "revision": revision(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpus": os.cpu_count(),
+        "kernel": platform.release(),
+        "arguments": arguments or {},
+        "data": data,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"results: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}", flush=True)
+    return path
+
+
+def load(name: str, path: Path | None = None) -> dict:
+    """The record save() wrote (to path, or as NAME.json): benchmark,
+    revision, finished, cpus, kernel, arguments and data."""
+    return json.loads((path or DIRECTORY / f"{name}.json").read_text())
