@@ -216,9 +216,10 @@ def trial(case: str) -> dict:
             file=sys.stderr,
             flush=True,
         )
-    # The timeline the figure draws: each echo reply from 1 s before the fault
-    # to 4 s after, as (seconds from the fault, silence since the previous reply).
-    timeline = [[round(b - fault, 4), round(b - a, 4)] for a, b in itertools.pairwise(replies) if -1 < b - fault < 4]
+    # The timeline the figure draws: each echo reply from 0.5 s before the
+    # fault to 2.5 s after, as (seconds from the fault, silence since the
+    # previous reply).
+    timeline = [[round(b - fault, 4), round(b - a, 4)] for a, b in itertools.pairwise(replies) if -0.5 < b - fault < 2.5]
     return {"stall": stall, "reset": reset, "master_back": master_back, "timeline": timeline}
 
 

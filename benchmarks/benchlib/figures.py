@@ -71,7 +71,7 @@ def failover(record: dict, plt) -> None:
 
 def nat_failover(record: dict, plt) -> None:
     cases = record["data"]["cases"]
-    fig, axes = plt.subplots(len(cases), 1, figsize=(7, 1.8 * len(cases) + 0.6), sharex=True)
+    fig, axes = plt.subplots(len(cases), 1, figsize=(7, 1.8 * len(cases) + 0.6), sharex=True, sharey=True)
     for ax, (case, trials) in zip(axes if len(cases) > 1 else [axes], cases.items(), strict=True):
         stalls = [t["stall"] for t in trials]
         typical = trials[stalls.index(sorted(stalls)[(len(stalls) - 1) // 2])]  # the trial with the median stall

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -40,9 +41,19 @@ def save(name: str, data: dict, arguments: dict | None = None, path: Path | None
         "data": data,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1) + "\n")
+    path.write_text(dumps(record))
     print(f"results: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}", flush=True)
     return path
+
+
+# A list of numbers (or nulls) only, as json.dumps(indent=1) spreads it over lines.
+_FLAT_LIST = re.compile(r"\[\n\s*((?:(?:-?[\d.eE+]+|null|NaN|true|false),\n\s*)*(?:-?[\d.eE+]+|null|NaN|true|false))\n\s*\]")
+
+
+def dumps(record: dict) -> str:
+    """JSON, one key per line, each list of plain values on one line."""
+    text = json.dumps(record, indent=1)
+    return _FLAT_LIST.sub(lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text) + "\n"
 
 
 def load(name: str, path: Path | None = None) -> dict:
