@@ -219,7 +219,9 @@ def trial(case: str) -> dict:
     # The timeline the figure draws: each echo reply from 0.5 s before the
     # fault to 2.5 s after, as (seconds from the fault, silence since the
     # previous reply).
-    timeline = [[round(b - fault, 4), round(b - a, 4)] for a, b in itertools.pairwise(replies) if -0.5 < b - fault < 2.5]
+    timeline = [
+        [round(b - fault, 4), round(b - a, 4)] for a, b in itertools.pairwise(replies) if -0.5 < b - fault < 2.5
+    ]
     return {"stall": stall, "reset": reset, "master_back": master_back, "timeline": timeline}
 
 
