@@ -71,7 +71,7 @@ def traffic(on: bool) -> None:
             "ip",
             "netns",
             "exec",
-            "p1",
+            lab().switch.ports[0],
             "/usr/local/sbin/sdn-ha-lab-traffic",
             "--rate",
             "20",

@@ -220,7 +220,7 @@ def trial(case: str) -> dict:
     # fault to 2.5 s after, as (seconds from the fault, silence since the
     # previous reply).
     timeline = [
-        [round(b - fault, 4), round(b - a, 4)] for a, b in itertools.pairwise(replies) if -0.5 < b - fault < 2.5
+        [round(b - fault, 5), round(b - a, 5)] for a, b in itertools.pairwise(replies) if -0.5 < b - fault < 2.5
     ]
     return {"stall": stall, "reset": reset, "master_back": master_back, "timeline": timeline}
 
@@ -233,6 +233,10 @@ def report(data: dict) -> None:
     stalls = {case: summary(r["stall"] for r in rows) for case, rows in data["cases"].items()}
     for case, rows in data["cases"].items():
         s, back = stalls[case], summary(r["master_back"] for r in rows)  # None: never within the trial
+        if not s["n"]:
+            print(f"| {case} | no echo reply in any trial | | | | |")
+            continue
+        missed = f", {s['missed']} without a reply" if s["missed"] else ""
         resets = sum(r["reset"] for r in rows)
         fed = (
             f"{spread([r['master_back'] for r in rows if r['master_back'] is not None], '{:.2f}', ' s')}, "
@@ -241,10 +245,10 @@ def report(data: dict) -> None:
         )
         print(
             f"| {case} | {s['median']:.3f} s | {s['p95']:.3f} s | {s['min']:.3f}-{s['max']:.3f} s"
-            f" | {resets} of {len(rows)} | {fed}{back['n']} of {len(rows)} |"
+            f"{missed} | {resets} of {len(rows)} | {fed}{back['n']} of {len(rows)} |"
         )
     for case in ("nat", "nat-retarget"):
-        if case in stalls and "proxy" in stalls:
+        if case in stalls and "proxy" in stalls and stalls[case]["n"] and stalls["proxy"]["n"]:
             print(f"{case}: median stall {ratio(stalls[case]['median'], stalls['proxy']['median'])} proxy mode's")
 
 
@@ -276,10 +280,14 @@ def main() -> int:
                         flush=True,
                     )
     finally:
-        # Saved and printed before the lab is converged back: that may fail on its own.
-        results.save("nat_failover", data, vars(args))
-        report(data)
-        converge_back()
+        # Printed before the lab is converged back (that may fail on its own);
+        # only a complete run replaces the saved results.
+        try:
+            complete = sum(map(len, data["cases"].values())) == 3 * args.trials
+            results.save("nat_failover" if complete else "nat_failover.partial", data, vars(args))
+            report(data)
+        finally:
+            converge_back()
     return 0
 
 

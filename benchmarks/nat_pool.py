@@ -180,8 +180,8 @@ def report(data: dict) -> None:
     for case, trials in data["moved"].items():
         mode, fault = case.split()
         counts = "/".join(str(len(t)) for t in trials)
-        slowest = [max(t) for t in trials if t]
-        print(f"| {mode} | {fault} | {counts} | {median_of_trials(trials)} | {spread(slowest, '{:.3f}', ' s')} |")
+        slowest = spread([max(t) for t in trials if t], "{:.3f}", " s", empty="none moved")
+        print(f"| {mode} | {fault} | {counts} | {median_of_trials(trials)} | {slowest} |")
     for fault in ("stop", "kill"):
         nat = [statistics.median(t) for t in data["moved"].get(f"nat {fault}", []) if t]
         proxy = [statistics.median(t) for t in data["moved"].get(f"proxy {fault}", []) if t]

@@ -35,7 +35,7 @@ def lose(percent: float) -> None:
     at random; 0 removes the table."""
     for lb in lab().lbs:
         script = (
-            f"set -- $(ip -o -4 addr show to {lab().segments['sync']}); "
+            f"set -- $(ip -o -4 addr show to {lab().sync_segment}); "
             f"! nft list table netdev {LOSS_TABLE} >/dev/null 2>&1 || nft delete table netdev {LOSS_TABLE}; "
         )
         if percent:

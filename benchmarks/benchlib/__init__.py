@@ -2,6 +2,7 @@
 
   lab      the running lab: its constants, read from the lab inventory and
            the roles' defaults, and access to its containers
+  conversation  the OpenFlow messages of the loopback benchmarks
   image    a throwaway container of the lab image, for the benchmarks that
            need no lab
   stats    medians, percentiles and spreads, and how they are printed

@@ -83,7 +83,7 @@ def nat_failover(record: dict, plt) -> None:
             ax.axvline(typical["master_back"], color=COLOURS[2], linestyle="--", label="master fed again")
         reset = " (session reset)" if typical["reset"] else " (no reset)"
         ax.set_title(f"{case}: stall {typical['stall']:.3f} s{reset}", loc="left")
-        ax.set_yscale("log")
+        ax.set_yscale("symlog", linthresh=1)  # gaps below 1 ms, and 0, on a linear stretch
         ax.set_ylabel("ms")
         ax.grid(alpha=0.3)
     axes_list = axes if len(cases) > 1 else [axes]

@@ -50,6 +50,7 @@ class Host:
     address: str  # where Ansible reaches it (ansible_host)
     addresses: dict  # segment -> address/prefix (sdn_ha_addresses)
     role: str | None  # a controller's sdn_ha_controller_role
+    ports: list[str]  # a switch's data ports (sdn_ha_switch_ports), each a network namespace in the lab
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,11 @@ class Lab:
         return self.shared["sdn_ha_segments"]
 
     @property
+    def sync_segment(self) -> str:
+        """The subnet of the LBs' sync segment (sdn_ha_sync_segment names it)."""
+        return self.segments[self.shared.get("sdn_ha_sync_segment", "sync")]
+
+    @property
     def bench_dpid(self) -> int:
         """The emulated datapath `bench` the lab's Faucet serves, bound to the switch host's address."""
         return int(self.shared["controller_extra_datapaths"]["bench"]["dp_id"])
@@ -109,9 +115,9 @@ def lab() -> Lab:
     for name in {h for members in groups.values() for h in members}:
         found = [INVENTORY / "host_vars" / f"{name}.yml", INVENTORY / "host_vars" / name / "main.yml"]
         hv = next((_yaml(p) for p in found if p.exists()), {})
-        hosts[name] = Host(
-            name, str(hv["ansible_host"]), hv.get("sdn_ha_addresses") or {}, hv.get("sdn_ha_controller_role")
-        )
+        role = hv.get("sdn_ha_controller_role")
+        ports = [port["name"] for port in hv.get("sdn_ha_switch_ports") or []]
+        hosts[name] = Host(name, str(hv["ansible_host"]), hv.get("sdn_ha_addresses") or {}, role, ports)
     return Lab(groups, hosts, shared)
 
 
@@ -199,13 +205,16 @@ def settle() -> str:
     return active_lb()
 
 
-def playbook(*args: str) -> None:
-    """ansible-playbook from the repository, quietly; its output when it fails."""
+def playbook(*args: str, quiet: bool = True) -> None:
+    """ansible-playbook from the repository: quiet, with the tail of its
+    output when it fails, or its output as it runs."""
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
-    done = subprocess.run(["ansible-playbook", *args], cwd=ROOT, env=env, text=True, capture_output=True, check=False)
+    argv = ["ansible-playbook", *args]
+    done = subprocess.run(argv, cwd=ROOT, env=env, text=True, capture_output=quiet, check=False)
     if done.returncode:
-        print(done.stdout[-3000:], done.stderr[-2000:], file=sys.stderr)
-        raise subprocess.CalledProcessError(done.returncode, ["ansible-playbook", *args])
+        if quiet:
+            print(done.stdout[-3000:], done.stderr[-2000:], file=sys.stderr)
+        raise subprocess.CalledProcessError(done.returncode, argv)
 
 
 def converge(mode: str) -> None:
@@ -215,7 +224,7 @@ def converge(mode: str) -> None:
     print(f"converging the lab in {mode} mode ...", file=sys.stderr, flush=True)
     for attempt in (1, 2):
         try:
-            playbook("site.yml", "-e", f"sdn_ha_mode={mode}")
+            playbook("site.yml", "-e", f"sdn_ha_mode={mode}", quiet=False)
             return
         except subprocess.CalledProcessError:
             if attempt == 2:

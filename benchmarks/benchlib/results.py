@@ -47,7 +47,7 @@ def save(name: str, data: dict, arguments: dict | None = None, path: Path | None
 
 
 # A list of numbers (or nulls) only, as json.dumps(indent=1) spreads it over lines.
-_VALUE = r"(?:-?[\d.eE+]+|null|NaN|true|false)"
+_VALUE = r"(?:-?[\d.]+(?:[eE][-+]?\d+)?|null|NaN|-?Infinity|true|false)"
 _FLAT_LIST = re.compile(rf"\[\n\s*((?:{_VALUE},\n\s*)*{_VALUE})\n\s*\]")
 
 

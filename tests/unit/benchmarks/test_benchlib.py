@@ -2,6 +2,7 @@
 roles define them, the OpenFlow conversation built with the sidecar's code,
 statistics, and results that round-trip through their files."""
 
+import json
 import math
 import struct
 import sys
@@ -46,6 +47,8 @@ def test_the_lab_is_read_from_its_inventory():
     assert plan.lbs == ("lb1", "lb2")
     assert plan.switch.name == "sw1"
     assert plan.switch.address == "198.18.1.10"
+    assert plan.switch.ports == ["p1", "p2"]
+    assert plan.sync_segment == topology["sdn_ha_segments"]["sync"]
     assert plan.master.name == "ctl1"
     assert plan.backups == {"ctl2": "198.18.3.22", "ctl3": "198.18.3.23"}
     assert plan.bench_dpid == 0x99
@@ -100,3 +103,10 @@ def test_results_round_trip(tmp_path):
     assert record["arguments"] == {"runs": 2}
     assert record["benchmark"] == "example"
     assert record["revision"]
+
+
+def test_lists_of_plain_values_are_written_on_one_line():
+    text = results.dumps({"a": [1, -2.5, 1e-05, None, True], "b": [[0.1, 2], {"c": 3}]})
+    assert '"a": [1, -2.5, 1e-05, null, true]' in text
+    assert "[0.1, 2]" in text
+    assert json.loads(text) == {"a": [1, -2.5, 1e-05, None, True], "b": [[0.1, 2], {"c": 3}]}
