@@ -10,8 +10,9 @@ kills the active LB's container N times and measures:
   (b) fault -> the switch's OpenFlow session is re-established through the
       new active LB (its HAProxy opens a new session to a controller).
 
-Faults: "crash" silences every link of the active LB and SIGKILLs its
-container at once, as a power loss would; "kill" only SIGKILLs it, as
+Faults: "crash" freezes the active LB, silences every link of it and
+SIGKILLs it, as a power loss would (nothing in it reacts to its links going
+down, and nothing leaves it); "kill" only SIGKILLs it, as
 `podman kill` does, and the dead container's kernel still closes its TCP
 sessions, which tells the switch at once; "planned" writes the drain file.
 The SIGKILL goes from this host to the container's init, timed without
@@ -34,6 +35,7 @@ from benchlib.lab import (
     apply_profile,
     in_netns,
     lab,
+    power_loss,
     require,
     run,
     sigkill,
@@ -101,7 +103,7 @@ def finish(probe: subprocess.Popen) -> float | None:
 
 
 def trial(kind: str, timeout: float = 30.0) -> tuple[float | None, float | None]:
-    """kind: crash (links cut and processes killed at once, as a power loss),
+    """kind: crash (frozen, links cut and processes killed, as a power loss),
     kill (SIGKILL only, as `podman kill`: the dead LB's kernel still closes
     its TCP sessions), or planned (drain file)."""
     active = steady()
@@ -113,9 +115,7 @@ def trial(kind: str, timeout: float = 30.0) -> tuple[float | None, float | None]
         # Written by a shell in the LB, which prints its own clock first.
         t0 = float(run(*in_netns(active, "sh", "-c", f"date +%s.%N; echo 1 > {DRAIN_FILE}", mount=True)))
     else:
-        silence = "for i in $(ip -o link show | cut -d: -f2 | cut -d@ -f1); do ip link set $i down; done"
-        crash = in_netns(active, "sh", "-c", f"date +%s.%N; {silence}") if kind == "crash" else None
-        t0 = sigkill(active, first=crash)
+        t0 = power_loss(active) if kind == "crash" else sigkill(active)
     try:
         t_vip, t_session = finish(vip), finish(session)
     finally:

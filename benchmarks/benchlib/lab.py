@@ -242,14 +242,30 @@ def converge_back() -> None:
         print(f"converging the lab back to {mode} mode failed ({exc}); run site.yml again", file=sys.stderr)
 
 
-def sigkill(container: str, first: list[str] | None = None) -> float:
+def sigkill(container: str) -> float:
     """SIGKILL to a container's init, as `podman kill` sends it, timed here
-    without podman's own latency; the time of the fault. With `first`, that
-    command runs just before, and the time it prints (`date +%s.%N` as its
-    first act) is the fault's."""
+    without podman's own latency; the time of the fault."""
     pid = pid_of(container)
-    fault = float(run(*first)) if first else time.time()
+    fault = time.time()
     os.kill(pid, signal.SIGKILL)
+    return fault
+
+
+def power_loss(container: str) -> float:
+    """A container dies as a host does when it loses power: nothing in it
+    reacts, and nothing leaves it. Frozen first (`podman pause`), so that no
+    process sees its links go down (keepalived would resign over a link
+    still up, and the standby would take over at once); then every link is
+    set down and its init SIGKILLed, which takes effect when it is thawed,
+    with no link left to send on. The fault's time is when the freeze has
+    taken effect (`podman pause` has returned)."""
+    pid = pid_of(container)
+    run("podman", "pause", container)
+    fault = time.time()
+    silence = "for i in $(ip -o link show | cut -d: -f2 | cut -d@ -f1); do ip link set $i down; done"
+    run(*in_netns(container, "sh", "-c", silence))
+    os.kill(pid, signal.SIGKILL)
+    run("podman", "unpause", container)
     return fault
 
 
