@@ -71,12 +71,17 @@ def handshake() -> tuple[float, float]:
 
 
 def handshakes(count: int) -> None:
-    """In sw1's network namespace: `count` connections, printed as JSON."""
-    rows = []
+    """In the switch host's network namespace: `count` connections, printed
+    as JSON: the timings of those that completed, and why the others did not
+    (a switch the gate fails to let in is a result, not a crash)."""
+    rows, failures = [], []
     for _ in range(count):
-        rows.append(handshake())
+        try:
+            rows.append(handshake())
+        except OSError as exc:  # ConnectionError and timeouts too
+            failures.append(repr(exc))
         time.sleep(PAUSE)
-    print(json.dumps(rows))
+    print(json.dumps({"rows": rows, "failures": failures}))
 
 
 def gate(lb: str, on: bool) -> None:
@@ -84,14 +89,16 @@ def gate(lb: str, on: bool) -> None:
     time.sleep(1)
 
 
-def measure(count: int) -> list[tuple[float, float]]:
+def measure(count: int) -> tuple[list[tuple[float, float]], list[str]]:
+    """`count` connections from the switch host: the timings, and the failures."""
     out = subprocess.run(
         in_netns(lab().switch.name, sys.executable, __file__, "--handshakes", str(count)),
         text=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         check=True,
     )
-    return [tuple(row) for row in json.loads(out.stdout)]
+    got = json.loads(out.stdout)
+    return [tuple(row) for row in got["rows"]], got["failures"]
 
 
 def ms(values: list[float]) -> str:
@@ -109,26 +116,31 @@ def main() -> int:
         return 0
     require()
     medians: dict[str, dict[str, list[float]]] = {"gate": {}, "bypass": {}}
-    converge("nat")
-    active = settle()
+    failures: dict[str, list[str]] = {"gate": [], "bypass": []}
     try:
-        for n in range(args.rounds):
-            for case in ("gate", "bypass") if n % 2 == 0 else ("bypass", "gate"):
-                gate(active, case == "gate")
-                rows = measure(args.count)
-                for i, name in enumerate(("connect", "handshake")):
-                    medians[case].setdefault(name, []).append(statistics.median(r[i] for r in rows))
-                print(
-                    f"round {n + 1} {case}: connect {ms([r[0] for r in rows])}, handshake {ms([r[1] for r in rows])}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+        converge("nat")
+        active = settle()
+        try:
+            for n in range(args.rounds):
+                for case in ("gate", "bypass") if n % 2 == 0 else ("bypass", "gate"):
+                    gate(active, case == "gate")
+                    rows, failed = measure(args.count)
+                    failures[case] += failed
+                    for i, name in enumerate(("connect", "handshake")):
+                        medians[case].setdefault(name, []).append(statistics.median(r[i] for r in rows))
+                    print(
+                        f"round {n + 1} {case}: connect {ms([r[0] for r in rows])},"
+                        f" handshake {ms([r[1] for r in rows])}, failed {len(failed)}: {failed}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+        finally:
+            gate(active, True)
+        data = {"active": active, "rounds": args.rounds, "count": args.count, "medians": medians, "failures": failures}
+        results.save("gate", data, vars(args))
+        report(data)
     finally:
-        gate(active, True)
-    data = {"active": active, "rounds": args.rounds, "count": args.count, "medians": medians}
-    results.save("gate", data, vars(args))
-    report(data)
-    converge_back()
+        converge_back()
     return 0
 
 
@@ -147,6 +159,9 @@ def report(data: dict) -> None:
             f"| {name} | {ms(on)} | {ms(off)} | {statistics.median(costs):+.0f} µs"
             f" ({min(costs):+.0f}..{max(costs):+.0f}), {statistics.median(on) / statistics.median(off):.2f}x |"
         )
+    total = data["rounds"] * data["count"]
+    for case, failed in data.get("failures", {}).items():
+        print(f"{case}: {len(failed)} of {total} connections failed" + (f": {sorted(set(failed))}" if failed else ""))
 
 
 if __name__ == "__main__":
