@@ -21,11 +21,19 @@ def revision() -> str:
     """The checked-out commit, with '+dirty' when the tree has changes."""
 
     def git(*argv: str) -> str:
-        done = subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True, text=True, check=False)
+        try:
+            done = subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True, text=True, check=False)
+        except OSError:  # no git (the lab image)
+            return ""
         return done.stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+# The revision the benchmark started at: the code that measured, whatever is
+# committed while it runs.
+STARTED_AT = revision()
 
 
 def save(name: str, data: dict, arguments: dict | None = None, path: Path | None = None) -> Path:
@@ -33,7 +41,7 @@ def save(name: str, data: dict, arguments: dict | None = None, path: Path | None
     path = path or DIRECTORY / f"{name}.json"
     record = {
         "benchmark": name,
-        "revision": revision(),
+        "revision": STARTED_AT,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpus": os.cpu_count(),
         "kernel": platform.release(),
