@@ -35,6 +35,7 @@ from benchlib.lab import (
     apply_profile,
     in_netns,
     lab,
+    playbook,
     power_loss,
     require,
     run,
@@ -145,6 +146,9 @@ def main() -> None:
     parser.add_argument("--profiles", default=",".join(PROFILES))
     args = parser.parse_args()
     require()
+    # (b) counts any new session at the new active LB: only sw1's OVS may connect.
+    print("stopping the lab's emulated fleet, if it runs (lab/emulator.yml)", flush=True)
+    playbook("lab/emulator.yml", "-e", "emulator_state=stopped")
     profiles = args.profiles.split(",")
     cases = [("crash", False), ("crash", True), ("kill", True), ("planned", True)]
 

@@ -164,6 +164,8 @@ def main() -> int:
                     )
     finally:
         converge_back()
+        # The fleet would otherwise stay up and skew the next benchmark.
+        run("ansible-playbook", str(ROOT / "lab" / "emulator.yml"), "-e", "emulator_state=stopped", capture=False)
     data = {"trials": args.trials, "moved": moved_by_case, "spread": {m: dict(c) for m, c in spreads.items()}}
     results.save("nat_pool", data, vars(args))
     report(data)

@@ -64,7 +64,7 @@ def failover(record: dict, plt) -> None:
         "(b) session back": [[r[1] for r in cases[c] if r[1] is not None] for c in labels],
     }
     _bars(ax, labels, series, "seconds from the fault (median, min-max)")
-    ax.set_title(f"LB failover by keepalived profile and fault ({_caption(record)})")
+    ax.set_title(f"LB failover by keepalived profile and fault\n{_caption(record)}")
     fig.tight_layout()
     fig.savefig(OUTPUT / "failover.svg", metadata={"Date": None})
 
@@ -89,7 +89,7 @@ def nat_failover(record: dict, plt) -> None:
     axes_list = axes if len(cases) > 1 else [axes]
     axes_list[0].legend(loc="upper right")
     axes_list[-1].set_xlabel("seconds from the SIGKILL of the active LB (echo every 10 ms; the median-stall trial)")
-    fig.suptitle(f"An LB failover seen by an emulated switch ({_caption(record)})")
+    fig.suptitle(f"An LB failover seen by an emulated switch\n{_caption(record)}")
     fig.tight_layout()
     fig.savefig(OUTPUT / "nat_failover.svg", metadata={"Date": None})
 
@@ -117,7 +117,7 @@ def relay(record: dict, plt) -> None:
         "microseconds (median, min-max)",
     )
     rtt_ax.set_title(f"Round trip at {record['arguments']['rate'] // 1000}k msg/s")
-    fig.suptitle(f"The relay against HAProxy alone ({_caption(record)})")
+    fig.suptitle(f"The relay against HAProxy alone\n{_caption(record)}")
     fig.tight_layout()
     fig.savefig(OUTPUT / "relay.svg", metadata={"Date": None})
 
@@ -127,7 +127,7 @@ def runtime(record: dict, plt) -> None:
     labels = list(times)
     fig, ax = plt.subplots(figsize=(7, 0.4 * len(labels) + 1.2))
     _bars(ax, labels, {"wall time": [times[c] for c in labels]}, "seconds (median, min-max)")
-    ax.set_title(f"Run times on the converged lab ({_caption(record)})")
+    ax.set_title(f"Run times on the converged lab\n{_caption(record)}")
     fig.tight_layout()
     fig.savefig(OUTPUT / "runtime.svg", metadata={"Date": None})
 
