@@ -52,7 +52,7 @@ def _bars(ax, labels: list[str], series: dict[str, list[list[float]]], unit: str
     ax.invert_yaxis()
     ax.set_xlabel(unit)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
 
 
 def failover(record: dict, plt) -> None:
