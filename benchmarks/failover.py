@@ -33,9 +33,9 @@ from benchlib.lab import (
     DRAIN_FILE,
     SESSION_PROBE,
     apply_profile,
+    fleet,
     in_netns,
     lab,
-    playbook,
     power_loss,
     require,
     run,
@@ -147,8 +147,7 @@ def main() -> None:
     args = parser.parse_args()
     require()
     # (b) counts any new session at the new active LB: only sw1's OVS may connect.
-    print("stopping the lab's emulated fleet, if it runs (lab/emulator.yml)", flush=True)
-    playbook("lab/emulator.yml", "-e", "emulator_state=stopped")
+    fleet("stopped")
     profiles = args.profiles.split(",")
     cases = [("crash", False), ("crash", True), ("kill", True), ("planned", True)]
 

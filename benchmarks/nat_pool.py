@@ -33,8 +33,8 @@ import sys
 import time
 from collections import Counter
 
-from benchlib import ROOT, results
-from benchlib.lab import active_lb, converge, converge_back, lab, pid_of, require, run, settle, sigkill, wait
+from benchlib import results
+from benchlib.lab import active_lb, converge, converge_back, fleet, lab, pid_of, require, run, settle, sigkill, wait
 from benchlib.stats import ratio, spread
 
 SOCKET = "run/sdn-ha-emulator.sock"  # lab/emulator.yml's control socket, under the switch host's root
@@ -141,7 +141,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=5)
     args = parser.parse_args()
     require()
-    run("ansible-playbook", str(ROOT / "lab" / "emulator.yml"), capture=False)
+    fleet("started")
     moved_by_case: dict[str, list[list[float]]] = {}  # "mode fault": per trial, each moved switch's seconds
     spreads = {}
     try:
@@ -165,7 +165,7 @@ def main() -> int:
     finally:
         converge_back()
         # The fleet would otherwise stay up and skew the next benchmark.
-        run("ansible-playbook", str(ROOT / "lab" / "emulator.yml"), "-e", "emulator_state=stopped", capture=False)
+        fleet("stopped")
     data = {"trials": args.trials, "moved": moved_by_case, "spread": {m: dict(c) for m, c in spreads.items()}}
     results.save("nat_pool", data, vars(args))
     report(data)

@@ -72,7 +72,8 @@ class Plan:
     segments: list[Segment]
 
 
-def _yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict:
+    """A YAML file of the lab's inventory or of a role, as a dictionary."""
     return yaml.safe_load(path.read_text()) or {}
 
 
@@ -80,7 +81,7 @@ def load_plan(inventory: Path = INVENTORY) -> Plan:
     """The segments, bridges and host addresses the lab inventory describes."""
     shared: dict = {}
     for path in sorted((inventory / "group_vars" / "all").glob("*.yml")):
-        shared.update(_yaml(path))
+        shared.update(read_yaml(path))
     lab_name = shared["lab_name"]
     reserved = {str(a) for a in shared.get("sdn_ha_reserved_addresses", [])}
     segments = []
@@ -102,7 +103,7 @@ def load_plan(inventory: Path = INVENTORY) -> Plan:
     # (beside files this does not read, such as the vaulted TLS keys).
     host_vars = inventory / "host_vars"
     for path in sorted([*host_vars.glob("*.yml"), *host_vars.glob("*/main.yml")]):
-        wanted += [str(a).split("/")[0] for a in (_yaml(path).get("sdn_ha_addresses") or {}).values()]
+        wanted += [str(a).split("/")[0] for a in (read_yaml(path).get("sdn_ha_addresses") or {}).values()]
     for address in wanted:
         for segment in segments:
             if ipaddress.ip_address(address) in segment.subnet and address not in segment.addresses:

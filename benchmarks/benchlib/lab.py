@@ -26,13 +26,9 @@ INVENTORY = ROOT / "inventories" / "lab"
 
 
 def _yaml(path: Path) -> dict:
-    import yaml  # the host's Python (the venv); never needed inside a container
+    import labnet  # the host's Python (the venv, with PyYAML); never needed inside a container
 
-    class Loader(yaml.SafeLoader):
-        """Takes a vaulted value as an opaque string: nothing here reads one."""
-
-    Loader.add_constructor("!vault", lambda loader, node: "<vaulted>")
-    return yaml.load(path.read_text(), Loader=Loader) or {}  # a SafeLoader
+    return labnet.read_yaml(path)
 
 
 def role_default(role: str, name: str, where: str = "defaults"):
@@ -215,6 +211,12 @@ def playbook(*args: str, quiet: bool = True) -> None:
         if quiet:
             print(done.stdout[-3000:], done.stderr[-2000:], file=sys.stderr)
         raise subprocess.CalledProcessError(done.returncode, argv)
+
+
+def fleet(state: str) -> None:
+    """The lab's emulated switch fleet (lab/emulator.yml) started or stopped."""
+    print(f"the lab's emulated fleet: {state}", file=sys.stderr, flush=True)
+    playbook("lab/emulator.yml", "-e", f"emulator_state={state}", quiet=False)
 
 
 def converge(mode: str) -> None:
