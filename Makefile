@@ -61,7 +61,7 @@ build:
 examples:
 	@log=$$(mktemp); trap 'rm -f $$log' EXIT; \
 	for example in docs/examples/*/; do \
-	  ansible-playbook -i $$example playbooks/validate.yml > $$log 2>&1 \
+	  ansible-playbook -i $$example playbooks/validate.yml --skip-tags validate_hosts > $$log 2>&1 \
 	    || { cat $$log; echo "examples: $$example FAILED"; exit 1; }; \
 	  echo "examples: $$example passes the validator"; \
 	done

@@ -28,7 +28,7 @@ indent() { sed 's/^/  /'; }
 } >"$inventory/group_vars/all/tls.yml"
 
 mkdir -p "$inventory/host_vars"
-for host in lb1 lb2 sw1; do
+for host in lb1 lb2 sw1 sw2; do
   openssl req "${curve[@]}" -keyout "$work/$host-key.pem" -out "$work/$host.csr" -subj "/CN=$host" 2>/dev/null
   openssl x509 -req -in "$work/$host.csr" -CA "$work/ca.pem" -CAkey "$work/ca-key.pem" -CAcreateserial \
     -days 3650 -extfile "$work/ext" -out "$work/$host.pem" 2>/dev/null
@@ -43,4 +43,4 @@ for host in lb1 lb2 sw1; do
   mkdir -p "$inventory/host_vars/$host"
   mv "$work/$host.yml" "$inventory/host_vars/$host/tls.yml"
 done
-echo "wrote $inventory/group_vars/all/tls.yml and host_vars/{lb1,lb2,sw1}/tls.yml"
+echo "wrote $inventory/group_vars/all/tls.yml and host_vars/{lb1,lb2,sw1,sw2}/tls.yml"

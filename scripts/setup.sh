@@ -5,8 +5,8 @@
 #   - a venv with the pinned Python dependencies (and the collections, which
 #     the `ansible` package bundles because Galaxy cannot be reached here)
 #   - the lab's SSH key
-#   - the lab image (scripts/lab-image.sh)
-#   - the Faucet wheelhouse
+#   - the lab images, one per Debian release the lab runs (scripts/lab-image.sh)
+#   - the Faucet wheelhouses, one per release (scripts/faucet-wheelhouse.sh)
 #   - the removal of an older lab from podman's default storage (the lab now
 #     has storage of its own: lab/storage.conf)
 # Long steps report their elapsed time every 10 s.
@@ -15,7 +15,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cache=${SDN_HA_CACHE:-$HOME/.cache/sdn_ha}
 venv=$cache/venv
-wheelhouse=$cache/wheelhouse
 faucet_version=$(awk -F': *' '/^controller_faucet_version:/ {gsub(/"/, "", $2); print $2}' \
   "$here/roles/controller/defaults/main.yml")
 export CONTAINERS_CONF=$here/lab/containers.conf CONTAINERS_STORAGE_CONF=$here/lab/storage.conf
@@ -60,20 +59,21 @@ else
   step "lab SSH key present"
 fi
 
-# 4. lab image
-bash "$here/scripts/lab-image.sh"
+# 4. lab images: one per Debian release that the lab inventory's hosts run
+releases=$(ANSIBLE_CONFIG=$here/ansible.cfg ANSIBLE_VAULT_PASSWORD_FILE=$here/lab/vault-password \
+  "$venv/bin/ansible-inventory" -i "$here/inventories/lab" --list \
+  | "$venv/bin/python" -c 'import json, sys; print(*sorted({h["lab_release"] for h in json.load(sys.stdin)["_meta"]["hostvars"].values()}))')
+step "the lab runs Debian $releases"
+# shellcheck disable=SC2086 # one argument per release
+bash "$here/scripts/lab-image.sh" $releases
 
-# 5. Faucet wheelhouse, for controllers that cannot reach a package index
-if [ "$(cat "$wheelhouse/.version" 2>/dev/null)" != "$faucet_version" ] || [ ! -f "$cache/faucet-wheelhouse.tar" ]; then
-  rm -rf "$wheelhouse"
-  long_step "building the Faucet $faucet_version wheelhouse (compiles pytricia)" \
-    "$venv/bin/pip" wheel --disable-pip-version-check -w "$wheelhouse" "faucet==$faucet_version"
-  ls "$wheelhouse"/faucet-*.whl >/dev/null
-  echo "$faucet_version" > "$wheelhouse/.version"
-  tar -C "$wheelhouse" --exclude=.version -cf "$cache/faucet-wheelhouse.tar" .
-else
-  step "Faucet $faucet_version wheelhouse present"
-fi
+# 5. Faucet wheelhouses, for controllers that cannot reach a package index,
+# each built for its release's Python
+# shellcheck disable=SC2086
+bash "$here/scripts/faucet-wheelhouse.sh" "$faucet_version" $releases
+# The single wheelhouse of the Debian 12-only lab, built with this machine's Python.
+rm -rf "$cache/wheelhouse" "$cache/faucet-wheelhouse.tar"
+
 # 6. An older lab in podman's default storage (before the lab had its own)
 legacy=$("$venv/bin/python" "$here/lab/labnet.py" legacy)
 case $legacy in
