@@ -43,6 +43,7 @@ from benchlib.lab import (
     standby_of,
     steady,
     stop_on_sigterm,
+    switch_address,
     vrrp_state,
     wait,
 )
@@ -85,7 +86,7 @@ def traffic(on: bool) -> None:
 
 def session_probe(standby: str, timeout: float) -> subprocess.Popen:
     probe = subprocess.Popen(
-        in_netns(standby, "python3", "-c", SESSION_PROBE, str(timeout), "stot", mount=True),
+        in_netns(standby, "python3", "-c", SESSION_PROBE, str(timeout), "new", switch_address(), mount=True),
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -288,27 +288,29 @@ HAPROXY_BACKEND = "controllers"  # the name roles/haproxy/templates/haproxy.cfg.
 def haproxy_program(main: str) -> str:
     """Python source for an LB's own Python (`python3 -c`): the collection's
     HAProxy stats code (plugins/module_utils/haproxy.py), then `main`, which
-    can use query(), backend_sessions(), SOCKET and BACKEND."""
+    can use query(), parse_sessions(), SOCKET and BACKEND."""
     library = (ROOT / "plugins" / "module_utils" / "haproxy.py").read_text()
     return f"{library}\nSOCKET, BACKEND = {HAPROXY_SOCKET!r}, {HAPROXY_BACKEND!r}\n{main}"
 
 
-# Runs in the new active LB's mount and network namespaces with its Python:
-# the moment its HAProxy opens a new session to a controller (the backend's
-# total session count goes up).
+# Runs in an LB's mount and network namespaces with its Python. argv: a
+# timeout, `now` or `new`, and a switch's address. `now`: prints the time if
+# HAProxy carries a session of that switch. `new`: the moment it first
+# carries one it did not carry at the start (on the new active LB: the
+# switch served again). Other switches' sessions are not counted.
 SESSION_PROBE = haproxy_program("""
 import sys, time
 
-def sessions(field):
-    return backend_sessions(query(SOCKET, "show stat"), BACKEND, field)
+def ports(source):
+    return {s["source_port"] for s in parse_sessions(query(SOCKET, "show sess"), BACKEND) if s["source"] == source}
 
-field, deadline = sys.argv[2], time.time() + float(sys.argv[1])
-before = sessions(field)
-if before and field == "scur":
+deadline, mode, source = time.time() + float(sys.argv[1]), sys.argv[2], sys.argv[3]
+before = ports(source)
+if before and mode == "now":
     print(time.time())
-while time.time() < deadline:
+while mode == "new" and time.time() < deadline:
     try:
-        if sessions(field) > before:
+        if ports(source) - before:
             print(time.time())
             break
     except OSError:
@@ -318,11 +320,18 @@ while time.time() < deadline:
 
 
 def session_count(lb: str) -> int:
-    """1 if the LB's HAProxy carries a session now."""
+    """1 if the LB's HAProxy carries a session of the switch host now."""
     out = subprocess.run(
-        in_netns(lb, "python3", "-c", SESSION_PROBE, "0", "scur", mount=True), text=True, capture_output=True
+        in_netns(lb, "python3", "-c", SESSION_PROBE, "0", "now", switch_address(), mount=True),
+        text=True,
+        capture_output=True,
     )
     return 1 if out.stdout.strip() else 0
+
+
+def switch_address() -> str:
+    """The switch host's own address on the switch segment."""
+    return lab().switch.addresses["switch"].split("/", 1)[0]
 
 
 def switch_uptime() -> int:

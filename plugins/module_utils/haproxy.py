@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import socket
 
 
@@ -53,6 +54,27 @@ def parse_servers(text: str, backend: str | None) -> list[dict]:
     return servers
 
 
-def backend_sessions(text: str, backend: str, field: str = "scur") -> int:
-    """A backend's own session count from `show stat`: scur (current) or stot (total)."""
-    return sum(int(r[field] or 0) for r in stat_rows(text) if r["pxname"] == backend and r["svname"] == "BACKEND")
+# One stream of `show sess`: its client, its frontend, backend and server.
+_SESSION = re.compile(r"\bsrc=(?P<source>\S+)\s+fe=(?P<frontend>\S+)\s+be=(?P<backend>\S+)\s+srv=(?P<server>\S+)")
+
+
+def parse_sessions(text: str, backend: str | None) -> list[dict]:
+    """The client sessions of `show sess` (of one backend, when given): the
+    client's address and port, and the server HAProxy sent it to. The
+    session of the socket's own reader, and sessions with no server yet, are
+    left out."""
+    sessions = []
+    for match in _SESSION.finditer(text):
+        if match["server"] == "<none>" or (backend and match["backend"] != backend):
+            continue
+        address, _, port = match["source"].rpartition(":")
+        sessions.append(
+            {
+                "source": address.strip("[]"),
+                "source_port": int(port) if port.isdigit() else 0,
+                "frontend": match["frontend"],
+                "backend": match["backend"],
+                "server": match["server"],
+            }
+        )
+    return sessions

@@ -12,6 +12,9 @@ version_added: 0.1.0
 description:
   - Sends C(show stat) to HAProxy's stats socket and returns one entry per
     server, with its status, health check result and session counts.
+  - Sends C(show sess) and returns one entry per client session, with the
+    client's address and the server it was sent to, so a task can tell which
+    backup controller carries a given switch.
   - Read-only; it never changes HAProxy.
 author:
   - sdn_ha contributors
@@ -39,6 +42,10 @@ EXAMPLES = r"""
 - name: Both backups are UP
   ansible.builtin.assert:
     that: haproxy.servers | selectattr('status', 'eq', 'UP') | list | length == 2
+
+- name: Name the backup that carries sw1's session
+  ansible.builtin.debug:
+    msg: "{{ haproxy.sessions | selectattr('source', 'eq', '198.18.1.10') | map(attribute='server') | first }}"
 """
 
 RETURN = r"""
@@ -55,10 +62,21 @@ servers:
       check_status: L7OK
       current_sessions: 1
       total_sessions: 3
+sessions:
+  description: One entry per client session that HAProxy has sent to a server (of O(backend), when set).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - source: 198.18.1.10
+      source_port: 50076
+      frontend: openflow
+      backend: controllers
+      server: ctl2
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.sdn_ha.control_plane.plugins.module_utils.haproxy import parse_servers, query
+from ansible_collections.sdn_ha.control_plane.plugins.module_utils.haproxy import parse_servers, parse_sessions, query
 
 
 def main() -> None:
@@ -69,11 +87,13 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
+    backend = module.params["backend"]
     try:
-        text = query(module.params["socket"], "show stat")
+        stat = query(module.params["socket"], "show stat")
+        sess = query(module.params["socket"], "show sess")
     except OSError as exc:
         module.fail_json(msg=f"socket = {module.params['socket']!r}: cannot read HAProxy stats: {exc}")
-    module.exit_json(changed=False, servers=parse_servers(text, module.params["backend"]))
+    module.exit_json(changed=False, servers=parse_servers(stat, backend), sessions=parse_sessions(sess, backend))
 
 
 if __name__ == "__main__":

@@ -99,6 +99,11 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
         for ctl in groups.get("controllers", [])
         for address in (hostvars[ctl].get("sdn_ha_addresses") or {}).values()
     }
+    switch_names = {
+        str(address).split("/", 1)[0]: sw
+        for sw in groups.get("switches", [])
+        for address in (hostvars[sw].get("sdn_ha_addresses") or {}).values()
+    }
     view = {
         "front_vip": front_vip,
         "mode": mode,
@@ -110,6 +115,7 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
         "gate": {},
         "mirror": {},
         "haproxy": {},
+        "carriers": {},
         "controllers": {},
         "switches": {},
     }
@@ -118,7 +124,13 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
         facts = hv.get("ansible_facts", {}) or {}
         if front_vip in facts.get("all_ipv4_addresses", []):
             view["vip_holders"].append(lb)
-        view["haproxy"][lb] = list(_registered(hv, "haproxy_status").get("servers", []))
+        haproxy = _registered(hv, "haproxy_status")
+        view["haproxy"][lb] = list(haproxy.get("servers", []))
+        # Which backup carries each switch's session: the switch's name where
+        # the inventory has it, else its address (an emulated switch).
+        view["carriers"][lb] = {
+            switch_names.get(s["source"], s["source"]): s["server"] for s in haproxy.get("sessions", [])
+        }
         nat = _registered(hv, "nat_status")
         if "stdout" in nat:
             view["nat"][lb] = nat_sessions(nat["stdout"], names)
@@ -226,6 +238,11 @@ def status_lines(view: Mapping) -> list[str]:
                 f"haproxy@{lb}: {s['server']} {s['address']} {s['status']} ({s['check_status']}), "
                 f"sessions now {s['current_sessions']}, total {s['total_sessions']}"
             )
+        carried = sorted(view.get("carriers", {}).get(lb, {}).items())
+        if carried:
+            shown = ", ".join(f"{switch} on {server}" for switch, server in carried[:SHOWN_DATAPATHS])
+            more = f" (and {len(carried) - SHOWN_DATAPATHS} more)" if len(carried) > SHOWN_DATAPATHS else ""
+            lines.append(f"haproxy@{lb}: carries {shown}{more}")
     for name, c in view["controllers"].items():
         up = c["datapaths_up"]
         shown = ", ".join(up[:SHOWN_DATAPATHS]) + (", ..." if len(up) > SHOWN_DATAPATHS else "")

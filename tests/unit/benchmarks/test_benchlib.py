@@ -4,8 +4,11 @@ statistics, and results that round-trip through their files."""
 
 import json
 import math
+import socket
 import struct
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -62,8 +65,45 @@ def test_units_come_from_the_data_path():
 
 def test_the_haproxy_probe_carries_the_collections_parser():
     program = lab.haproxy_program("print(BACKEND)")
-    assert "def backend_sessions(" in program
+    assert "def parse_sessions(" in program
     compile(program, "probe", "exec")
+
+
+def test_the_session_probe_counts_only_its_own_switch(tmp_path):
+    """The probe run against a stand-in stats socket: sw1 (.10) is carried,
+    another switch (.25) is not what it asks about."""
+    path = str(tmp_path / "admin.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(8)
+    answer = (
+        "0x1: proto=tcpv4 src=198.18.1.25:41000 fe=openflow be=controllers srv=ctl3 ts=00\n"
+        "0x2: proto=tcpv4 src=198.18.1.10:40000 fe=openflow be=controllers srv=ctl2 ts=00\n"
+    )
+
+    def serve():
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(100)
+                conn.sendall(answer.encode())
+
+    threading.Thread(target=serve, daemon=True).start()
+    program = lab.SESSION_PROBE.replace(repr(lab.HAPROXY_SOCKET), repr(path))
+
+    def probe(*args):
+        return subprocess.run([sys.executable, "-c", program, *args], capture_output=True, text=True, check=True).stdout
+
+    try:
+        assert probe("0", "now", "198.18.1.10").strip()
+        assert not probe("0", "now", "198.18.1.99").strip()
+        # `new`: the switch's session was there at the start, so none is new.
+        assert not probe("0.2", "new", "198.18.1.10").strip()
+    finally:
+        server.close()
 
 
 def of(kind: int, xid: int = 0, body: bytes = b"") -> bytes:

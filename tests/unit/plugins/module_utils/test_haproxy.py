@@ -1,7 +1,11 @@
 import socket
 import threading
 
-from ansible_collections.sdn_ha.control_plane.plugins.module_utils.haproxy import backend_sessions, parse_servers, query
+from ansible_collections.sdn_ha.control_plane.plugins.module_utils.haproxy import (
+    parse_servers,
+    parse_sessions,
+    query,
+)
 
 STATS = """# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,status,addr,check_status
 openflow,FRONTEND,,,1,1,400,3,0,0,OPEN,,
@@ -49,7 +53,38 @@ def test_query_reads_the_whole_answer(tmp_path):
     server.close()
 
 
-def test_backend_sessions_reads_the_backend_row():
-    assert backend_sessions(STATS, "controllers") == 1
-    assert backend_sessions(STATS, "controllers", "stot") == 3
-    assert backend_sessions(STATS, "elsewhere") == 0
+# `show sess` of HAProxy 2.6 (Debian 12; 3.0 on Debian 13 prints the same
+# fields): two switches, and the stats socket's own reader.
+SESS = (
+    "0x55d6f4ec59e0: proto=tcpv4 src=198.18.1.10:50076 fe=openflow be=controllers srv=ctl2 ts=00 epoch=0 age=8m17s"
+    " calls=3 rate=0 cpu=0 lat=0 rq[f=848202h,i=0,an=00h,rx=23h59m,wx=,ax=] scf=[8,0h,fd=15] exp=23h51m rc=0 c_exp=\n"
+    "0x55d6f4feee30: proto=unix_stream src=unix:1 fe=GLOBAL be=<NONE> srv=<none> ts=00 epoch=0 age=0s calls=1\n"
+    "0x7f1dd002d0f0: proto=tcpv4 src=198.18.1.25:53742 fe=openflow be=controllers srv=ctl3 ts=00 epoch=0 age=2m51s\n"
+    "0x7f1dd002d0f8: proto=tcpv6 src=[2001:db8::1]:40000 fe=other be=elsewhere srv=x1 ts=00\n"
+)
+
+
+def test_sessions_name_each_switch_and_its_server():
+    assert parse_sessions(SESS, "controllers") == [
+        {
+            "source": "198.18.1.10",
+            "source_port": 50076,
+            "frontend": "openflow",
+            "backend": "controllers",
+            "server": "ctl2",
+        },
+        {
+            "source": "198.18.1.25",
+            "source_port": 53742,
+            "frontend": "openflow",
+            "backend": "controllers",
+            "server": "ctl3",
+        },
+    ]
+
+
+def test_sessions_of_every_backend_and_ipv6_clients():
+    sessions = parse_sessions(SESS, None)
+    assert [s["server"] for s in sessions] == ["ctl2", "ctl3", "x1"]
+    assert sessions[2]["source"] == "2001:db8::1"
+    assert sessions[2]["source_port"] == 40000
