@@ -45,7 +45,8 @@ for release in "$@"; do
     exit 1
   }
   work=$(mktemp -d "$cache/wheelhouse-$release.XXXXXX")
-  long_step "building the Faucet $version wheelhouse for $release in $image (compiles pytricia)" \
+  trap 'rm -rf "$work"' EXIT
+  long_step "$release: building the Faucet $version wheelhouse in $image (compiles pytricia)" \
     build_in_image "$image" "$work"
   ls "$work"/wheels/faucet-*.whl >/dev/null
   tar -C "$work/wheels" -cf "$archive.partial" .

@@ -15,14 +15,6 @@ export CONTAINERS_CONF=$here/lab/containers.conf CONTAINERS_STORAGE_CONF=$here/l
 . "$here/scripts/progress.sh"
 [ $# -gt 0 ] || { echo "usage: lab-image.sh RELEASE..." >&2; exit 2; }
 
-# The Debian mirror this machine already uses; no host is hard-coded here.
-mirror_from_apt() {
-  local uri
-  uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-  [ -n "$uri" ] || uri=$(awk '$1 == "deb" && $2 ~ /^https?:/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
-  echo "$uri"
-}
-
 build() {
   local release=$1 key image rootfs packages mirror
   key=$(cat "$packages_file" "$0" <(echo "$release") | sha256sum | cut -c1-12)
@@ -59,10 +51,11 @@ build() {
   long_step "lab image: importing the $release image into the lab's podman storage" import_rootfs
   rm -rf "$rootfs"
   # Older builds of this release's image (and of the single image the lab
-  # had before it ran two releases) are dead weight once a new one exists.
+  # had before it ran two releases) are dead weight once a new one exists;
+  # one that a container still runs stays until the lab is rebuilt.
   podman images --format '{{.Repository}}:{{.Tag}}' \
     | grep -E "^localhost/sdn-ha-lab(-$release)?:" | grep -v "^$image\$" \
-    | xargs -r podman rmi --force >/dev/null 2>&1 || true
+    | xargs -r podman rmi >/dev/null 2>&1 || true
   step "lab image $image built"
 }
 

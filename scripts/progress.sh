@@ -1,7 +1,7 @@
 # Sourced by the setup scripts. `long_step LABEL COMMAND...` runs a long
 # command with its output in a log file, and says every 10 s which step is
 # running and for how long, so a terminal is never silent for minutes. On
-# failure it shows the end of the log.
+# failure it shows the end of the log. mirror_from_apt: see below.
 step() { printf '== setup: %s\n' "$*"; }
 
 long_step() {
@@ -26,4 +26,14 @@ long_step() {
     return "$rc"
   fi
   step "$label: done in $((SECONDS - started)) s"
+}
+
+# The Debian mirror this machine already uses (its main suite, not security,
+# updates or backports); no host is hard-coded in the scripts.
+mirror_from_apt() {
+  local uri
+  uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  [ -n "$uri" ] || uri=$(awk '$1 == "deb" && $2 ~ /^https?:/ && $3 !~ /-(security|updates|backports)$/ {print $2; exit}' \
+    /etc/apt/sources.list 2>/dev/null || true)
+  echo "$uri"
 }

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from . import ROOT
 
+# The lab image the benchmarks run in: Debian 12's, as for every saved result.
+IMAGE_RELEASE = "bookworm"
+
 
 def run_inside(
     script: str,
@@ -23,7 +26,8 @@ def run_inside(
     output: tuple[str, str] | None = None,
 ) -> int:
     """Run `python3 /src/benchmarks/<script> --inside <arguments>` in a fresh
-    container of the lab image, with `volumes` (host path -> container path)
+    container of the Debian 12 lab image (IMAGE_RELEASE, the release every
+    saved result was measured on), with `volumes` (host path -> container path)
     mounted read-only too, and `output` (host path, container path) the one
     place it may write to; its exit code (1 without an image, or when it
     overran `timeout` seconds, in which case the container is removed)."""
@@ -31,13 +35,20 @@ def run_inside(
 
     labnet.require(podman_only=True)
     images = subprocess.run(
-        ["podman", "images", "--filter", "reference=localhost/sdn-ha-lab", "--format", "{{.Repository}}:{{.Tag}}"],
+        [
+            "podman",
+            "images",
+            "--filter",
+            f"reference=localhost/sdn-ha-lab-{IMAGE_RELEASE}",
+            "--format",
+            "{{.Repository}}:{{.Tag}}",
+        ],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
     if not images:
-        print("no lab image: run `make setup` first", file=sys.stderr)
+        print(f"no {IMAGE_RELEASE} lab image: run `make setup` first", file=sys.stderr)
         return 1
     name = f"sdn-ha-bench-{Path(script).stem}-{os.getpid()}"
     command = ["podman", "run", "--rm", "--name", name, "--network", "none"]

@@ -58,8 +58,9 @@ class LookupModule(LookupBase):
             if path is None:
                 supported = sorted(p.stem for p in vars_dir.glob("*.yml") if p.name != "main.yml")
                 raise AnsibleLookupError(
-                    f"{host}: {distribution} {facts.get('distribution_version') or major} is not supported by the"
-                    f" {Path(term).name} role; it has OS data for {', '.join(supported) or 'none'}"
+                    f"{host}: the {Path(term).name} role has no OS data for {distribution}"
+                    f" {facts.get('distribution_version') or major}; it has OS data for"
+                    f" {', '.join(supported) or 'none'}"
                 )
             found.append(str(path))
         return found

@@ -15,6 +15,8 @@ description:
   - Sends C(show sess) and returns one entry per client session, with the
     client's address and the server it was sent to, so a task can tell which
     backup controller carries a given switch.
+  - Behind the mirror's relay (C(sdn_ha_tls)), every session's client is the
+    relay on 127.0.0.1, not the switch.
   - Read-only; it never changes HAProxy.
 author:
   - sdn_ha contributors

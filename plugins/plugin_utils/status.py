@@ -127,9 +127,12 @@ def status_view(hostvars: Mapping, groups: Mapping, front_vip: str, mode: str = 
         haproxy = _registered(hv, "haproxy_status")
         view["haproxy"][lb] = list(haproxy.get("servers", []))
         # Which backup carries each switch's session: the switch's name where
-        # the inventory has it, else its address (an emulated switch).
+        # the inventory has it, else its address (an emulated switch). Behind
+        # the relay (TLS) HAProxy sees 127.0.0.1 only: those by their port.
         view["carriers"][lb] = {
-            switch_names.get(s["source"], s["source"]): s["server"] for s in haproxy.get("sessions", [])
+            switch_names.get(s["source"])
+            or (f"relay:{s['source_port']}" if s["source"].startswith("127.") else s["source"]): s["server"]
+            for s in haproxy.get("sessions", [])
         }
         nat = _registered(hv, "nat_status")
         if "stdout" in nat:

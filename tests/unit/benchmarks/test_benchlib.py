@@ -70,16 +70,22 @@ def test_the_haproxy_probe_carries_the_collections_parser():
 
 
 def test_the_session_probe_counts_only_its_own_switch(tmp_path):
-    """The probe run against a stand-in stats socket: sw1 (.10) is carried,
-    another switch (.25) is not what it asks about."""
+    """The probe run against a stand-in stats socket: sw1 (.10) is carried;
+    from the third answer on, it has a second session (a new port), and the
+    other switch (.25) one more too."""
     path = str(tmp_path / "admin.sock")
     server = socket.socket(socket.AF_UNIX)
     server.bind(path)
     server.listen(8)
-    answer = (
+    first = (
         "0x1: proto=tcpv4 src=198.18.1.25:41000 fe=openflow be=controllers srv=ctl3 ts=00\n"
         "0x2: proto=tcpv4 src=198.18.1.10:40000 fe=openflow be=controllers srv=ctl2 ts=00\n"
     )
+    later = first + (
+        "0x3: proto=tcpv4 src=198.18.1.25:41001 fe=openflow be=controllers srv=ctl3 ts=00\n"
+        "0x4: proto=tcpv4 src=198.18.1.10:40001 fe=openflow be=controllers srv=ctl2 ts=00\n"
+    )
+    answered = []
 
     def serve():
         while True:
@@ -89,19 +95,24 @@ def test_the_session_probe_counts_only_its_own_switch(tmp_path):
                 return
             with conn:
                 conn.recv(100)
-                conn.sendall(answer.encode())
+                conn.sendall((first if len(answered) < 2 else later).encode())
+                answered.append(1)
 
     threading.Thread(target=serve, daemon=True).start()
     program = lab.SESSION_PROBE.replace(repr(lab.HAPROXY_SOCKET), repr(path))
 
     def probe(*args):
+        answered.clear()
         return subprocess.run([sys.executable, "-c", program, *args], capture_output=True, text=True, check=True).stdout
 
     try:
         assert probe("0", "now", "198.18.1.10").strip()
         assert not probe("0", "now", "198.18.1.99").strip()
-        # `new`: the switch's session was there at the start, so none is new.
-        assert not probe("0.2", "new", "198.18.1.10").strip()
+        # `new`: sw1's second session, on the third read.
+        assert float(probe("5", "new", "198.18.1.10"))
+        assert len(answered) == 3
+        # A switch with no new session: nothing within the timeout.
+        assert not probe("0.2", "new", "198.18.1.99").strip()
     finally:
         server.close()
 

@@ -39,7 +39,7 @@ def test_an_unsupported_os_names_the_host_the_os_the_role_and_what_is_supported(
     with pytest.raises(AnsibleLookupError) as caught:
         LookupModule().run([role], variables=facts("RedHat", "9", "RedHat", "9.4"))
     assert str(caught.value) == (
-        "lb1: RedHat 9.4 is not supported by the haproxy role; it has OS data for Debian, Debian-13"
+        "lb1: the haproxy role has no OS data for RedHat 9.4; it has OS data for Debian, Debian-13"
     )
 
 

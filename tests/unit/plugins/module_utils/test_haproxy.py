@@ -60,7 +60,7 @@ SESS = (
     " calls=3 rate=0 cpu=0 lat=0 rq[f=848202h,i=0,an=00h,rx=23h59m,wx=,ax=] scf=[8,0h,fd=15] exp=23h51m rc=0 c_exp=\n"
     "0x55d6f4feee30: proto=unix_stream src=unix:1 fe=GLOBAL be=<NONE> srv=<none> ts=00 epoch=0 age=0s calls=1\n"
     "0x7f1dd002d0f0: proto=tcpv4 src=198.18.1.25:53742 fe=openflow be=controllers srv=ctl3 ts=00 epoch=0 age=2m51s\n"
-    "0x7f1dd002d0f8: proto=tcpv6 src=[2001:db8::1]:40000 fe=other be=elsewhere srv=x1 ts=00\n"
+    "0x7f1dd002d0f8: proto=tcpv6 src=2001:db8::1:40000 fe=other be=elsewhere srv=x1 ts=00\n"
 )
 
 

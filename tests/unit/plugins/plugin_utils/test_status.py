@@ -65,6 +65,7 @@ def test_the_view_names_the_vip_holder_and_each_piece():
                 "sessions": [
                     {"source": "198.18.1.10", "source_port": 40000, "server": "ctl2"},
                     {"source": "198.18.1.100", "source_port": 40001, "server": "ctl2"},
+                    {"source": "127.0.0.1", "source_port": 34922, "server": "ctl2"},
                 ],
             },
         },
@@ -83,8 +84,9 @@ def test_the_view_names_the_vip_holder_and_each_piece():
     }
     groups = {"load_balancers": ["lb1", "lb2"], "controllers": ["ctl1", "ctl2"], "switches": ["sw1"]}
     view = status_view(hostvars, groups, "198.18.2.100")
-    # A switch of the inventory by its name, an emulated one by its address.
-    assert view["carriers"] == {"lb1": {"sw1": "ctl2", "198.18.1.100": "ctl2"}, "lb2": {}}
+    # A switch of the inventory by its name, an emulated one by its address,
+    # one behind the relay (TLS) by the relay's port.
+    assert view["carriers"] == {"lb1": {"sw1": "ctl2", "198.18.1.100": "ctl2", "relay:34922": "ctl2"}, "lb2": {}}
     assert view["vip_holders"] == ["lb1"]
     assert view["vrrp"] == {"lb1": "unreachable", "lb2": "BACKUP"}
     assert view["controllers"]["ctl2"]["datapaths_up"] == ["sw1"]
@@ -93,7 +95,7 @@ def test_the_view_names_the_vip_holder_and_each_piece():
     lines = status_lines(view)
     assert lines[0] == "front VIP 198.18.2.100 held by: lb1 (proxy mode)"
     assert "haproxy@lb2: no stats (HAProxy down or host unreachable)" in lines
-    assert "haproxy@lb1: carries 198.18.1.100 on ctl2, sw1 on ctl2" in lines
+    assert "haproxy@lb1: carries 198.18.1.100 on ctl2, relay:34922 on ctl2, sw1 on ctl2" in lines
     assert lines[-1] == "switch sw1 -> tcp:198.18.2.100:6653: connected=True role=other state=ACTIVE"
 
 
