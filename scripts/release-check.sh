@@ -42,6 +42,9 @@ if [ ! -x "$root/usr/bin/python3" ]; then
   long_step "release check: debootstrap a minimal $release" \
     debootstrap --variant=minbase --include=make,ca-certificates,python3,iproute2,procps "$release" "$root" "$mirror"
 fi
+# The root a mount point of its own, as a real one is: podman remounts "/"
+# when it unpacks an image.
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"

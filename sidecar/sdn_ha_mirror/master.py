@@ -135,6 +135,10 @@ class MasterLink:
                 await self._answer(reader, writer)
             except (ConnectionError, OSError) as exc:
                 log.info("switch %s: master connection lost: %s", self.label, exc)
+                # The reader keeps this exception, whose traceback holds this
+                # frame and so the reader: a cycle that only the cycle
+                # collector would free (Python 3.12 and later build it).
+                exc.__traceback__ = None
             except TimeoutError:
                 log.warning("switch %s: the master stopped in a message for %.0f s", self.label, PARTIAL_TIMEOUT)
             except Exception:  # a bug must not end the link for good: log it, reconnect
