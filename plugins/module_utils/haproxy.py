@@ -78,3 +78,12 @@ def parse_sessions(text: str, backend: str | None) -> list[dict]:
             }
         )
     return sessions
+
+
+def live_sessions(servers: list[dict], sessions: list[dict]) -> list[dict]:
+    """The sessions whose server counts current sessions. HAProxy 3.0 still
+    lists, for tens of seconds, a stream it shut down when its server was
+    marked DOWN (on-marked-down shutdown-sessions); its server no longer
+    counts it."""
+    serving = {(s["backend"], s["server"]) for s in servers if s["current_sessions"] > 0}
+    return [s for s in sessions if (s["backend"], s["server"]) in serving]

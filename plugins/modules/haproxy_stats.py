@@ -17,6 +17,9 @@ description:
     backup controller carries a given switch.
   - Behind the mirror's relay (C(sdn_ha_tls)), every session's client is the
     relay on 127.0.0.1, not the switch.
+  - A session on a server that counts no current session is left out:
+    HAProxy 3.0 still lists, for tens of seconds, a stream it shut down when
+    its server was marked DOWN.
   - Read-only; it never changes HAProxy.
 author:
   - sdn_ha contributors
@@ -78,7 +81,12 @@ sessions:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.sdn_ha.control_plane.plugins.module_utils.haproxy import parse_servers, parse_sessions, query
+from ansible_collections.sdn_ha.control_plane.plugins.module_utils.haproxy import (
+    live_sessions,
+    parse_servers,
+    parse_sessions,
+    query,
+)
 
 
 def main() -> None:
@@ -95,7 +103,8 @@ def main() -> None:
         sess = query(module.params["socket"], "show sess")
     except OSError as exc:
         module.fail_json(msg=f"socket = {module.params['socket']!r}: cannot read HAProxy stats: {exc}")
-    module.exit_json(changed=False, servers=parse_servers(stat, backend), sessions=parse_sessions(sess, backend))
+    servers = parse_servers(stat, backend)
+    module.exit_json(changed=False, servers=servers, sessions=live_sessions(servers, parse_sessions(sess, backend)))
 
 
 if __name__ == "__main__":

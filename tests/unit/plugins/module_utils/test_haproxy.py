@@ -2,6 +2,7 @@ import socket
 import threading
 
 from ansible_collections.sdn_ha.control_plane.plugins.module_utils.haproxy import (
+    live_sessions,
     parse_servers,
     parse_sessions,
     query,
@@ -88,3 +89,18 @@ def test_sessions_of_every_backend_and_ipv6_clients():
     assert [s["server"] for s in sessions] == ["ctl2", "ctl3", "x1"]
     assert sessions[2]["source"] == "2001:db8::1"
     assert sessions[2]["source_port"] == 40000
+
+
+def test_a_stream_on_a_server_that_counts_none_is_left_out():
+    """As HAProxy 3.0 showed on the lab: ctl2 marked DOWN, sw1 on ctl3 again,
+    and the old stream still listed on ctl2."""
+    servers = [
+        {"backend": "controllers", "server": "ctl2", "current_sessions": 0},
+        {"backend": "controllers", "server": "ctl3", "current_sessions": 2},
+    ]
+    sessions = [
+        {"backend": "controllers", "server": "ctl3", "source": "198.18.1.25"},
+        {"backend": "controllers", "server": "ctl3", "source": "198.18.1.10"},
+        {"backend": "controllers", "server": "ctl2", "source": "198.18.1.10"},
+    ]
+    assert live_sessions(servers, sessions) == sessions[:2]
