@@ -17,7 +17,7 @@ description:
     backup controller carries a given switch.
   - Behind the mirror's relay (C(sdn_ha_tls)), every session's client is the
     relay on 127.0.0.1, not the switch.
-  - A session on a server that counts no current session is left out:
+  - A session on a server that counts no current session is left out, as
     HAProxy 3.0 still lists, for tens of seconds, a stream it shut down when
     its server was marked DOWN.
   - Read-only; it never changes HAProxy.
