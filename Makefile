@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_VAULT_PASSWORD_FILE := $(CURDIR)/lab/vault-password
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build examples molecule sidecar-wheel bench-failover bench-soak bench-mirror bench-relay bench-nat bench-nat-pool bench-runtime bench-capture bench-gate bench-figures
+.PHONY: setup lab status destroy test lint unit build collection ee-context examples molecule sidecar-wheel bench-failover bench-soak bench-mirror bench-relay bench-nat bench-nat-pool bench-runtime bench-capture bench-gate bench-figures
 
 setup:
 	@bash scripts/setup.sh
@@ -36,7 +36,7 @@ status:
 destroy:
 	ansible-playbook lab/destroy.yml
 
-test: setup lint unit build examples molecule
+test: setup lint unit build examples collection molecule
 
 lint:
 	yamllint .
@@ -55,6 +55,20 @@ sidecar-wheel:
 
 build:
 	bash scripts/build-check.sh
+
+# What Galaxy, Automation Hub and a certified collection's maintainers run, on
+# the built collection: ansible-test sanity and units, antsibull-docs lint,
+# galaxy-importer, antsibull-changelog, ansible-builder introspect and create.
+collection:
+	bash scripts/collection-checks.sh
+
+# The execution environment's build context (execution-environment/context),
+# with the collection built into it. Building the image needs its base image
+# from quay.io: cd execution-environment && ansible-builder build -t sdn-ha-ee
+ee-context: setup
+	rm -rf execution-environment/context execution-environment/sdn_ha-control_plane-*.tar.gz
+	ansible-galaxy collection build --force --output-path execution-environment .
+	cd execution-environment && $(CACHE)/venv-release/bin/ansible-builder create -c context
 
 # Every example inventory the docs show passes the validator (it runs on
 # this machine and contacts no host).

@@ -54,6 +54,8 @@ for role in "$here"/roles/*/; do
   [[ $(ansible-doc -t role "$name") == *"ENTRY POINT:"*main* ]] || { echo "build: FAIL: ansible-doc -t role $name" >&2; exit 1; }
 done
 echo "build: argument_specs documented for every role"
+python3 "$here/scripts/role_readmes.py" --check
+echo "build: every role's README is what its argument specs say"
 
 printf 'all:\n  hosts:\n    localhost:\n      ansible_connection: local\n' > inventory.yml
 for playbook in site validate status failover rolling_restart; do

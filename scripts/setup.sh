@@ -3,7 +3,8 @@
 # cached; a second run does no work and says so.
 #   - Debian packages (podman with netavark, runc, debootstrap, ...)
 #   - a venv with the pinned Python dependencies (and the collections, which
-#     the `ansible` package bundles because Galaxy cannot be reached here)
+#     the `ansible` package bundles because Galaxy cannot be reached here),
+#     and one with the release checks' tools
 #   - the lab's SSH key
 #   - the lab images, one per Debian release the lab runs (scripts/lab-image.sh)
 #   - the Faucet wheelhouses, one per release (scripts/faucet-wheelhouse.sh)
@@ -40,15 +41,33 @@ else
   step "Debian packages present"
 fi
 
-# 2. venv with pinned Python dependencies
-req_hash=$(sha256sum "$here/requirements.txt" | cut -c1-16)
-if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$req_hash" ]; then
-  python3 -m venv "$venv"
-  long_step "installing the pinned Python packages into $venv" \
-    "$venv/bin/pip" install --disable-pip-version-check -r "$here/requirements.txt"
-  echo "$req_hash" > "$venv/.requirements"
+# 2. The venvs, each with its pinned Python packages: the development one
+# (requirements-dev.txt) and the release checks' tools (requirements-release.txt).
+# Then the stand-in for ansible-test's pip bootstrap (scripts/ansible_test_pip.py).
+pinned_venv() {
+  local dir=$1 requirements=$2 hash
+  hash=$(sha256sum "$requirements" | cut -c1-16)
+  if [ "$(cat "$dir/.requirements" 2>/dev/null)" != "$hash" ]; then
+    python3 -m venv "$dir"
+    long_step "installing the pinned Python packages into $dir" \
+      "$dir/bin/pip" install --disable-pip-version-check -r "$requirements"
+    echo "$hash" > "$dir/.requirements"
+  else
+    step "$dir up to date"
+  fi
+}
+pinned_venv "$venv" "$here/requirements-dev.txt"
+pinned_venv "$cache/venv-release" "$here/requirements-release.txt"
+pip_version=$(sed -n "s/^ *pip='\([0-9.]*\)',$/\1/p" \
+  "$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py")
+[ -n "$pip_version" ] || { echo "setup: cannot tell which pip ansible-test bootstraps" >&2; exit 1; }
+bootstrap=$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py
+if ! cmp -s "$here/scripts/ansible_test_pip.py" "$bootstrap"; then
+  mkdir -p "$(dirname "$bootstrap")"
+  cp "$here/scripts/ansible_test_pip.py" "$bootstrap"
+  step "ansible-test's pip $pip_version comes from ensurepip ($bootstrap)"
 else
-  step "venv up to date"
+  step "ansible-test's pip bootstrap in place"
 fi
 
 # 3. lab SSH key

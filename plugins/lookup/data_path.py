@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: data_path
-author: sdn_ha contributors
+author: sdn_ha maintainers (@sdn-ha)
 version_added: 0.1.0
 short_description: What carries the switches' sessions on a load balancer, decided once from the modes
 description:

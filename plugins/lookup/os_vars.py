@@ -5,7 +5,7 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: os_vars
-author: sdn_ha contributors
+author: sdn_ha maintainers (@sdn-ha)
 version_added: 0.1.0
 short_description: The file of a role's OS data that fits the host
 description:

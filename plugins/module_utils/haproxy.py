@@ -67,7 +67,7 @@ def parse_sessions(text: str, backend: str | None) -> list[dict]:
     for match in _SESSION.finditer(text):
         if match["server"] == "<none>" or (backend and match["backend"] != backend):
             continue
-        address, _, port = match["source"].rpartition(":")
+        address, _sep, port = match["source"].rpartition(":")
         sessions.append(
             {
                 "source": address.strip("[]"),

@@ -356,8 +356,8 @@ class Checker:
                 continue
             if hop in reserved:
                 self.error(host, f"{where}.via", via, "is in sdn_ha_reserved_addresses and is never a next hop")
-            elif not any(hop in iface for _, iface in connected):
-                nets = ", ".join(str(iface.cidr) for _, iface in connected) or "none"
+            elif not any(hop in iface for _name, iface in connected):
+                nets = ", ".join(str(iface.cidr) for _name, iface in connected) or "none"
                 self.error(
                     host, f"{where}.via", via, f"is not on a directly connected subnet of {host} (connected: {nets})"
                 )
@@ -700,7 +700,7 @@ class Checker:
     def reaches(self, host: str, target) -> bool:
         """Whether `host` is on `target` (a network) or routes to all of it."""
         spec = self.topo.hosts[host]
-        if any(target in iface.cidr for _, iface in self.connected.get(host, [])):
+        if any(target in iface.cidr for _name, iface in self.connected.get(host, [])):
             return True
         for route in spec.get("routes") or []:
             to = route.get("to") if isinstance(route, dict) else None

@@ -22,12 +22,16 @@ description:
     its server was marked DOWN.
   - Read-only; it never changes HAProxy.
 author:
-  - sdn_ha contributors
+  - sdn_ha maintainers (@sdn-ha)
+extends_documentation_fragment:
+  - sdn_ha.control_plane.attributes
+  - sdn_ha.control_plane.attributes.read_only
 attributes:
-  check_mode:
+  platform:
     support: full
-  diff_mode:
-    support: none
+    platforms: posix
+    details:
+      - Any host that runs HAProxy with a stats socket; HAProxy 2.6 and 3.0 are tested.
 options:
   socket:
     description: Path of HAProxy's stats socket.

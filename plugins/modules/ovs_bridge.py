@@ -19,12 +19,19 @@ description:
 requirements:
   - ovs-vsctl on the target
 author:
-  - sdn_ha contributors
+  - sdn_ha maintainers (@sdn-ha)
+extends_documentation_fragment:
+  - sdn_ha.control_plane.attributes
+  - sdn_ha.control_plane.attributes.debian_host
 attributes:
   check_mode:
     support: full
   diff_mode:
-    support: full
+    support: partial
+    details:
+      - The diff lists the C(ovs-vsctl) commands the module runs, or would run
+        in check mode, as the after side; it does not show the bridge's
+        settings before and after.
 options:
   name:
     description: Bridge name.

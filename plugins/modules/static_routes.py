@@ -21,7 +21,10 @@ description:
 requirements:
   - iproute2 with JSON output (C(ip -j))
 author:
-  - sdn_ha contributors
+  - sdn_ha maintainers (@sdn-ha)
+extends_documentation_fragment:
+  - sdn_ha.control_plane.attributes
+  - sdn_ha.control_plane.attributes.debian_host
 attributes:
   check_mode:
     support: full
@@ -101,7 +104,7 @@ def show(key: tuple) -> str:
 
 
 def owned_routes(module: AnsibleModule, protocol: int) -> set:
-    _, out, _ = module.run_command(
+    _rc, out, _err = module.run_command(
         ["ip", "-j", "-4", "route", "show", "table", "main", "proto", str(protocol)], check_rc=True
     )
     current = set()

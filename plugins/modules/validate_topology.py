@@ -18,17 +18,21 @@ description:
     The C(sdn_ha_*) inventory variable that feeds each option is named in its
     description.
   - Run it once, on the control node, before any role touches a host.
-    P(sdn_ha.control_plane.site#playbook) does this first.
+    The C(sdn_ha.control_plane.site) playbook does this first.
   - It never changes anything, so it is safe in check mode.
 requirements:
   - netaddr (on the control node)
 author:
-  - sdn_ha contributors
+  - sdn_ha maintainers (@sdn-ha)
+extends_documentation_fragment:
+  - sdn_ha.control_plane.attributes
+  - sdn_ha.control_plane.attributes.read_only
 attributes:
-  check_mode:
+  platform:
     support: full
-  diff_mode:
-    support: none
+    platforms: posix
+    details:
+      - It runs on the control node (C(localhost)) and contacts no host.
 options:
   segments:
     description:
@@ -75,7 +79,7 @@ options:
       - C(sdn_ha_mode). V(proxy) puts HAProxy (and the mirroring sidecar) on
         the front VIP; V(nat) forwards in the LBs' kernels with DNAT and
         conntrackd state sync, so an LB failover keeps the switches' sessions.
-      - Checked here rather than by O(choices), so that a wrong value is
+      - Checked here rather than by the option's C(choices), so that a wrong value is
         reported with the others, naming the variable.
     type: str
     default: proxy
@@ -123,7 +127,7 @@ options:
   vrrp_defaults:
     description:
       - The keepalived role's defaults of C(front_vrid), C(back_vrid) and C(priority), for the load balancers whose
-        O(hosts[].vrrp) does not set them. P(sdn_ha.control_plane.site#playbook) reads them from the role.
+        O(hosts[].vrrp) does not set them. The C(sdn_ha.control_plane.site) playbook reads them from the role.
     type: dict
     default: {front_vrid: 51, back_vrid: 52, priority: 100}
   hosts:

@@ -48,7 +48,7 @@ def nat_sessions(text: str, names: Mapping[str, str]) -> dict:
     """From the NAT task's output (the prober's assignment, "---", then the
     conntrack table): how many switches the map sends to each controller and
     how many established sessions each one serves, by controller name."""
-    assignment, _, table = (text or "").partition("---")
+    assignment, _sep, table = (text or "").partition("---")
     assigned: dict[str, int] = {}
     for line in assignment.splitlines():
         if len(fields := line.split()) == 2:

@@ -90,7 +90,7 @@ def test_links_resolve(path):
     for line, target in links(path):
         if is_external(target):
             continue
-        file_part, _, anchor = target.partition("#")
+        file_part, _sep, anchor = target.partition("#")
         dest = (path.parent / file_part).resolve() if file_part else path
         where = f"{path.relative_to(ROOT)}:{line}: {target}"
         if not dest.exists():
@@ -128,7 +128,7 @@ def test_the_docs_show_examples():
 @pytest.mark.parametrize(
     ("doc", "example", "shown"),
     example_blocks(),
-    ids=[f"{d.relative_to(ROOT)}:{e}" for d, e, _ in example_blocks()],
+    ids=[f"{d.relative_to(ROOT)}:{e}" for d, e, _shown in example_blocks()],
 )
 def test_shown_example_equals_its_file(doc, example, shown):
     path = ROOT / example

@@ -90,7 +90,7 @@ def test_the_session_probe_counts_only_its_own_switch(tmp_path):
     def serve():
         while True:
             try:
-                conn, _ = server.accept()
+                conn, _peer = server.accept()
             except OSError:
                 return
             with conn:

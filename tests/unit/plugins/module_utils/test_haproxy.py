@@ -42,7 +42,7 @@ def test_query_reads_the_whole_answer(tmp_path):
     server.listen(1)
 
     def answer():
-        conn, _ = server.accept()
+        conn, _peer = server.accept()
         assert conn.recv(100) == b"show stat\n"
         conn.sendall(STATS.encode())
         conn.close()

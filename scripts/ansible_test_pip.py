@@ -1,0 +1,24 @@
+"""pip for ansible-test's virtual environments, without a download.
+
+ansible-test creates each virtual environment without pip, then runs a
+bootstrap script that it downloads from ci-files.testing.ansible.com, a host
+this machine may not reach. scripts/collection-checks.sh puts this file in
+that script's place in ansible-test's cache. pip comes from the standard
+library's ensurepip; then pip installs what ansible-test asked for.
+"""
+
+import ensurepip
+import os
+import runpy
+import sys
+
+environ = dict(os.environ)
+ensurepip.bootstrap(upgrade=True)
+# ensurepip points PIP_CONFIG_FILE at /dev/null for its own run and leaves it
+# there; the pip run below must read the machine's pip configuration.
+os.environ.clear()
+os.environ.update(environ)
+# The two options of the original script that pip itself does not know.
+args = [arg for arg in sys.argv[1:] if arg not in ("--no-setuptools", "--no-wheel")]
+sys.argv = ["pip", "install", *args]
+runpy.run_module("pip", run_name="__main__", alter_sys=True)
