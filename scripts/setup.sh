@@ -8,6 +8,7 @@
 #   - the lab's SSH key
 #   - the lab images, one per Debian release the lab runs (scripts/lab-image.sh)
 #   - the Faucet wheelhouses, one per release (scripts/faucet-wheelhouse.sh)
+#   - the version matrix's control node image (scripts/control-image.sh)
 #   - the removal of an older lab from podman's default storage (the lab now
 #     has storage of its own: lab/storage.conf)
 # Long steps report their elapsed time every 10 s.
@@ -43,7 +44,6 @@ fi
 
 # 2. The venvs, each with its pinned Python packages: the development one
 # (requirements-dev.txt) and the release checks' tools (requirements-release.txt).
-# Then the stand-in for ansible-test's pip bootstrap (scripts/ansible_test_pip.py).
 pinned_venv() {
   local dir=$1 requirements=$2 hash
   hash=$(sha256sum "$requirements" | cut -c1-16)
@@ -58,17 +58,6 @@ pinned_venv() {
 }
 pinned_venv "$venv" "$here/requirements-dev.txt"
 pinned_venv "$cache/venv-release" "$here/requirements-release.txt"
-pip_version=$(sed -n "s/^ *pip='\([0-9.]*\)',$/\1/p" \
-  "$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_internal/python_requirements.py")
-[ -n "$pip_version" ] || { echo "setup: cannot tell which pip ansible-test bootstraps" >&2; exit 1; }
-bootstrap=$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py
-if ! cmp -s "$here/scripts/ansible_test_pip.py" "$bootstrap"; then
-  mkdir -p "$(dirname "$bootstrap")"
-  cp "$here/scripts/ansible_test_pip.py" "$bootstrap"
-  step "ansible-test's pip $pip_version comes from ensurepip ($bootstrap)"
-else
-  step "ansible-test's pip bootstrap in place"
-fi
 
 # 3. lab SSH key
 if [ ! -f "$cache/lab_key" ]; then
@@ -93,7 +82,12 @@ bash "$here/scripts/faucet-wheelhouse.sh" "$faucet_version" $releases
 # The single wheelhouse of the Debian 12-only lab, built with this machine's Python.
 rm -rf "$cache/wheelhouse" "$cache/faucet-wheelhouse.tar"
 
-# 6. An older lab in podman's default storage (before the lab had its own)
+# 6. The version matrix's control node: the current ansible-core on Debian
+# 13 (lab/control-node/), built on the Debian 13 lab image
+bash "$here/scripts/lab-image.sh" trixie >/dev/null
+bash "$here/scripts/control-image.sh"
+
+# 7. An older lab in podman's default storage (before the lab had its own)
 legacy=$("$venv/bin/python" "$here/lab/labnet.py" legacy)
 case $legacy in
   *'"changed": true'*) step "removed an older lab from podman's default storage: $legacy" ;;

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# ansible-test sanity (every test) and units on the collection unpacked in
+# the current directory (under ansible_collections/NAMESPACE/NAME), with the
+# ansible-test and the Python on PATH. scripts/collection-checks.sh runs it
+# on this machine and on the version matrix's control node.
+# units runs in a venv that gets only tests/unit/requirements.txt. Each
+# ansible-test venv starts without pip; pip comes from ensurepip
+# (scripts/ansible_test_pip.py) instead of a bootstrap script downloaded
+# from ci-files.testing.ansible.com.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+python=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+core=$(python3 -c 'from ansible.release import __version__; print(__version__)')
+package=$(python3 -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')
+pip_version=$(sed -n "s/^ *pip='\([0-9.]*\)',$/\1/p" "$package/_internal/python_requirements.py")
+[ -n "$pip_version" ] || { echo "ansible-test: cannot tell which pip ansible-test $core bootstraps" >&2; exit 1; }
+mkdir -p ~/.ansible/test/cache
+cp "$here/scripts/ansible_test_pip.py" ~/.ansible/test/cache/get_pip_"${pip_version//./_}".py
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+check() {
+  local name=$1 start=$SECONDS
+  shift
+  if ! ansible-test "$@" --python "$python" --color no >"$log" 2>&1; then
+    grep -v "^Requirement already\|^  \|WARNING: Location\|^Collecting\|^Downloading\|^Processing" "$log" | tail -60
+    echo "ansible-test: FAIL: $name, ansible-core $core, Python $python" >&2
+    exit 1
+  fi
+  echo "ansible-test: $name passed, ansible-core $core, Python $python ($((SECONDS - start)) s)"
+}
+check sanity sanity --local
+echo "ansible-test:   $(grep -c '^Running sanity test' "$log") sanity tests, none failed"
+check units units --venv --requirements
+echo "ansible-test:   $(grep -o '[0-9]* passed' "$log" | awk '{n += $1} END {print n}') unit tests passed"
