@@ -1,10 +1,12 @@
-"""pip for ansible-test's virtual environments, without a download.
+"""ansible-test's pip bootstrap script, without downloading the script.
 
 ansible-test creates each virtual environment without pip, then runs a
 bootstrap script that it downloads from ci-files.testing.ansible.com, a host
-this machine may not reach. scripts/collection-checks.sh puts this file in
-that script's place in ansible-test's cache. pip comes from the standard
-library's ensurepip; then pip installs what ansible-test asked for.
+this machine may not reach. scripts/ansible-test.sh puts this file in that
+script's place in ansible-test's cache. A first pip comes from the standard
+library's ensurepip (on Python 3.11 with setuptools, which ensurepip always
+adds there); it then installs, from the package index, the pip version
+ansible-test asked for.
 """
 
 import ensurepip

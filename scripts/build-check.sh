@@ -13,7 +13,7 @@ tarball=$(ls "$work"/sdn_ha-control_plane-*.tar.gz)
 echo "build: $(basename "$tarball") ($(du -h "$tarball" | cut -f1))"
 
 listing=$(tar tzf "$tarball")
-for forbidden in collections/ inventories/ molecule/ lab/ scripts/ sidecar/ .ci/ ansible.cfg site.yml Makefile; do
+for forbidden in collections/ inventories/ molecule/ lab/ scripts/ sidecar/ .ci/ .hypothesis/ ansible.cfg site.yml Makefile; do
   if grep -q "^${forbidden}" <<<"$listing"; then
     echo "build: FAIL: the tarball contains ${forbidden}" >&2
     exit 1
@@ -23,7 +23,7 @@ if grep -q 'lab-traffic' <<<"$listing"; then
   echo "build: FAIL: the tarball contains the lab's traffic generator" >&2
   exit 1
 fi
-if tar tvzf "$tarball" | grep -q '^l'; then
+if grep -q '^l' <<<"$(tar tvzf "$tarball")"; then
   echo "build: FAIL: the tarball contains a symlink" >&2
   exit 1
 fi

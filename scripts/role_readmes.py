@@ -17,9 +17,24 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTION = "sdn_ha.control_plane"
-# Ansible's documentation markup, as Markdown: O(opt), C(code), V(value) and
-# I(italic) become code or emphasis; P(plugin) the plugin's name.
-MARKUP = re.compile(r"\b([OCVIPRE])\(([^()]*(?:\([^()]*\)[^()]*)*)\)")
+# Ansible's documentation markup, as Markdown: O(opt), C(code), V(value),
+# M(module) and P(plugin) become code, I() and B() emphasis, L(text,url) and
+# U(url) links.
+MARKUP = re.compile(r"\b([OCVIPREMBLU])\(([^()]*(?:\([^()]*\)[^()]*)*)\)")
+
+
+def markdown(match: re.Match) -> str:
+    kind, text = match[1], match[2]
+    if kind == "I":
+        return f"*{text}*"
+    if kind == "B":
+        return f"**{text}**"
+    if kind == "U":
+        return f"<{text}>"
+    if kind == "L":
+        label, _comma, url = text.rpartition(",")
+        return f"[{label}]({url})"
+    return f"`{text.split('#')[0]}`"
 
 
 def plain(text: str | list | None) -> str:
@@ -28,8 +43,13 @@ def plain(text: str | list | None) -> str:
     if isinstance(text, list):
         text = " ".join(text)
     text = " ".join(str(text).split())
-    text = MARKUP.sub(lambda m: f"*{m[2]}*" if m[1] == "I" else f"`{m[2].split('#')[0]}`", text)
+    text = MARKUP.sub(markdown, text)
     return text.replace("|", "\\|")
+
+
+def value(default) -> str:
+    """A default as YAML writes it (true, not True)."""
+    return yaml.safe_dump(default, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()
 
 
 def rows(options: dict, prefix: str = "") -> list[str]:
@@ -38,7 +58,7 @@ def rows(options: dict, prefix: str = "") -> list[str]:
         kind = spec.get("type", "str")
         if kind == "list" and "elements" in spec:
             kind = f"list of {spec['elements']}"
-        default = f"`{spec['default']}`" if "default" in spec else ("required" if spec.get("required") else "")
+        default = f"`{value(spec['default'])}`" if "default" in spec else ("required" if spec.get("required") else "")
         if spec.get("choices"):
             plain_choices = ", ".join(f"`{choice}`" for choice in spec["choices"])
             default = f"{default} (one of {plain_choices})".strip()
