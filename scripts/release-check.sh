@@ -8,7 +8,7 @@
 #      Python, the SSH key, both lab images and both Faucet wheelhouses;
 #   2. the lab's podman pins, as podman reports them (labnet.py check
 #      --podman-only);
-#   3. make lint unit build examples, on the release's Python;
+#   3. make lint unit build examples collection, on the release's Python;
 #   4. with LAB=1: make lab, in a network namespace of its own so that its
 #      bridges and routes cannot meet this machine's lab, then make lab again,
 #      which must change nothing; then make destroy.
@@ -75,8 +75,8 @@ step "release check: $(inside 'grep PRETTY_NAME /etc/os-release; python3 --versi
 verdict "make setup on $release" inside 'make setup'
 verdict "podman on $release reports every pin the lab needs: $(inside 'podman --version')" \
   inside 'export CONTAINERS_CONF=/work/lab/containers.conf CONTAINERS_STORAGE_CONF=/work/lab/storage.conf; ~/.cache/sdn_ha/venv/bin/python lab/labnet.py check --podman-only'
-verdict "make lint unit build examples on $(inside '~/.cache/sdn_ha/venv/bin/python --version')" \
-  inside 'make lint unit build examples'
+verdict "make lint unit build examples collection on $(inside '~/.cache/sdn_ha/venv/bin/python --version')" \
+  inside 'make lint unit build examples collection'
 # The second `make lab` converges the lab again (create.yml, site.yml): no
 # host may change.
 lab_check() {
