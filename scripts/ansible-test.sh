@@ -10,6 +10,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=progress.sh
+. "$here/scripts/progress.sh"
 python=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 core=$(python3 -c 'from ansible.release import __version__; print(__version__)')
 package=$(python3 -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')
@@ -24,14 +26,9 @@ log=$(mktemp)
 trap 'rm -f "$log"; rm -rf tests/output' EXIT
 rm -rf tests/output
 check() {
-  local name=$1 start=$SECONDS
+  local name=$1
   shift
-  if ! ansible-test "$@" --python "$python" --color no >"$log" 2>&1; then
-    grep -v "^Requirement already\|^  \|WARNING: Location\|^Collecting\|^Downloading\|^Processing\|^Run command" "$log" | tail -60 || true
-    echo "ansible-test: FAIL: $name, ansible-core $core, Python $python" >&2
-    exit 1
-  fi
-  echo "ansible-test: $name passed, ansible-core $core, Python $python ($((SECONDS - start)) s)"
+  quiet_step ansible-test "$log" "$name, ansible-core $core, Python $python" ansible-test "$@" --python "$python" --color no
 }
 # No test may be waived: the collection has no ignore file (-v makes
 # ansible-test say how many ignore lines it read, and which tests found no

@@ -21,17 +21,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 log=$work/step.log
 
-# run NAME COMMAND...: run quietly; on failure show the log and stop.
-run() {
-  local name=$1 start=$SECONDS
-  shift
-  if ! "$@" >"$log" 2>&1; then
-    sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -v "^Requirement already\|^  \|WARNING: Location" | tail -60 || true
-    echo "collection: FAIL: $name" >&2
-    exit 1
-  fi
-  echo "collection: $name passed ($((SECONDS - start)) s)"
-}
+# shellcheck source=progress.sh
+. "$here/scripts/progress.sh"
+run() { quiet_step collection "$log" "$@"; }
 
 ansible-galaxy collection build --force --output-path "$work" "$here" >/dev/null
 tarball=$(ls "$work"/sdn_ha-control_plane-*.tar.gz)

@@ -1,7 +1,7 @@
-# Sourced by the setup scripts. `long_step LABEL COMMAND...` runs a long
-# command with its output in a log file, and says every 10 s which step is
-# running and for how long, so a terminal is never silent for minutes. On
-# failure it shows the end of the log. mirror_from_apt: see below.
+# Sourced by the setup and check scripts. `long_step LABEL COMMAND...` runs a
+# long command with its output in a log file, and says every 10 s which step
+# is running and for how long, so a terminal is never silent for minutes. On
+# failure it shows the end of the log. quiet_step and mirror_from_apt: below.
 step() { printf '== setup: %s\n' "$*"; }
 
 long_step() {
@@ -26,6 +26,22 @@ long_step() {
     return "$rc"
   fi
   step "$label: done in $((SECONDS - started)) s"
+}
+
+# quiet_step PREFIX LOG NAME COMMAND...: run a check with its output in LOG,
+# which the caller may read afterwards, and print one line; on failure show
+# the end of LOG without pip's chatter, and exit.
+quiet_step() {
+  local prefix=$1 log=$2 name=$3 started=$SECONDS
+  shift 3
+  if ! "$@" >"$log" 2>&1; then
+    sed 's/\x1b\[[0-9;]*m//g' "$log" \
+      | grep -v "^Requirement already\|^  \|WARNING: Location\|^Collecting\|^Downloading\|^Processing\|^Run command" \
+      | tail -60 || true
+    echo "$prefix: FAIL: $name" >&2
+    exit 1
+  fi
+  echo "$prefix: $name passed ($((SECONDS - started)) s)"
 }
 
 # The Debian mirror this machine already uses (its main suite, not security,
