@@ -4,7 +4,7 @@ Many switch sessions from one process, each from its own source address with
 its own datapath id, as a fleet of real switches would open them:
 
   emulator run --controller 198.18.2.100:6653 --switches FILE [--control SOCK]
-  emulator ctl --control SOCK status | packet-in N [ADDRESS ...] | echo
+  emulator ctl --control SOCK status | packet-in N [ADDRESS ...] | echo | mark [S]
 
 FILE is JSON: a list of {"address", "datapath_id"} (the `switches` filter's
 output fits). Each session binds its address (which must be local, or
@@ -13,10 +13,12 @@ and after it declares the datapath up: FEATURES, PORT_DESC and the other
 multipart requests, GET_CONFIG, BARRIER, ECHO and ROLE requests. Writes
 (FLOW_MOD, GROUP_MOD, METER_MOD, PACKET_OUT, ...) are counted, not applied.
 
-Like Open vSwitch, a session that was up waits 1 s before it reconnects, and
-a failed attempt doubles the wait up to --max-backoff. With no message from
-the controller for --inactivity-probe seconds, a session sends an
-ECHO_REQUEST; with no answer for as long again, it drops the connection.
+It reconnects as Open vSwitch's rconn does (lib/rconn.c; `Rconn` below):
+an attempt that fails or times out doubles the wait up to --max-backoff, a
+session that lasted at least the current backoff waits 1 s, and an idle
+session sends an ECHO_REQUEST after --inactivity-probe seconds and drops
+after as long again. Every wait counts whole seconds of the switch's own
+clock, whose phase is random per switch, as on a fleet of separate machines.
 
 The control socket takes one JSON request a line and answers one JSON line:
   {"cmd": "status"}                                   every session's state
@@ -25,7 +27,11 @@ The control socket takes one JSON request a line and answers one JSON line:
        (with "same_mac": true, all from one MAC; "padding": B, frames B bytes longer)
   {"cmd": "echo"}                                     an ECHO_REQUEST on each
   {"cmd": "disconnect", "addresses": [...]}           close the sessions (each
-                                                      reconnects 1 s later)
+                                                      reconnects within 1 s)
+  {"cmd": "mark", "echo_interval": S}                 start a measurement: from
+       now on each switch sends an ECHO_REQUEST every S seconds on a working
+       session (one the controller has written to) until one is answered;
+       status then gives `served_at` (when) and `drops` (sessions lost since)
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
+import random
 import socket
 import ssl
 import struct
@@ -53,6 +61,7 @@ FIXED_BODIES = {2: 24, 8: 40}  # AGGREGATE (packet, byte, flow counts), GROUP_FE
 MAX_PORTS = 1000  # PORT_DESC in one reply: 16 + 64 bytes a port, under 64 KiB
 PORT = struct.Struct("!I4x6s2x16sIIIIIIII")  # ofp_port, 64 bytes
 OFPPS_LIVE = 4
+PROBE_XID, SERVED_XID = 0xE0E0E0E0, 0xE2E2E2E2  # the inactivity probe's and a mark's ECHO_REQUESTs
 WRITES = {OFPT.FLOW_MOD, OFPT.GROUP_MOD, OFPT.METER_MOD, OFPT.PACKET_OUT, OFPT.PORT_MOD, OFPT.TABLE_MOD}
 
 
@@ -112,6 +121,88 @@ def answer(message, dpid: int, ports: int) -> bytes | None:
     return None
 
 
+class Rconn:
+    """When a switch connects, reconnects and probes, by Open vSwitch's rules
+    for a controller connection (lib/rconn.c, which ovs-vswitchd uses; not
+    lib/reconnect.c, whose rules differ in detail).
+
+    OVS counts whole seconds of its monotonic clock (time_now()), and a
+    state's timeout ends when that clock reaches the second the state was
+    entered in plus the timeout. So a 1 s backoff lasts from 0 to 1 s,
+    depending on the clock's phase: random per switch here, as on separate
+    machines (every bridge of one ovs-vswitchd shares one phase).
+
+    - An attempt starts at once when the switch starts (backoff 0).
+    - An attempt times out when the clock reaches its start + max(1, backoff).
+    - On a disconnect: if the clock has passed the attempt's start + backoff
+      (the session lasted at least the backoff), the backoff is 1 s; else it
+      doubles (at least 1), and from max_backoff / 2 on it is max_backoff.
+      A timed-out attempt always doubles.
+    - A connected session with nothing received for probe_interval (at least
+      5 s; 0 disables) sends an ECHO_REQUEST, and drops when another
+      probe_interval passes with nothing received.
+
+    Times in and out are seconds of the event loop's clock."""
+
+    def __init__(self, max_backoff: float = 8, probe_interval: float = 5, phase: float | None = None):
+        self.max_backoff = max(1, int(max_backoff))
+        self.probe_interval = max(5, int(probe_interval)) if probe_interval else 0
+        self.phase = random.random() if phase is None else phase
+        self.backoff = 0
+        self.backoff_deadline = -math.inf
+        self.entered = 0  # the whole second the current state was entered in
+        self.last_activity = 0
+
+    def clock(self, now: float) -> int:
+        return math.floor(now + self.phase)
+
+    def at(self, second: float) -> float:
+        """When the switch's clock reaches `second`."""
+        return second - self.phase
+
+    def connecting(self, now: float) -> float:
+        """An attempt starts; returns when it times out."""
+        self.entered = self.clock(now)
+        self.backoff_deadline = self.entered + self.backoff
+        return self.at(self.entered + max(1, self.backoff))
+
+    def timed_out(self) -> None:
+        """The attempt timed out: the next disconnect doubles the backoff."""
+        self.backoff_deadline = math.inf
+
+    def connected(self, now: float) -> float:
+        """The session is up (HELLO exchanged); returns when to probe it."""
+        self.entered = self.last_activity = self.clock(now)
+        return self.probe_at()
+
+    def activity(self, now: float) -> float:
+        """A message arrived; returns when to probe."""
+        self.last_activity = self.clock(now)
+        return self.probe_at()
+
+    def probe_at(self) -> float:
+        if not self.probe_interval:
+            return math.inf
+        return self.at(max(self.last_activity, self.entered) + self.probe_interval)
+
+    def idle(self, now: float) -> float:
+        """The probe was sent; returns when the session drops unanswered."""
+        self.entered = self.clock(now)
+        return self.at(self.entered + self.probe_interval)
+
+    def disconnected(self, now: float) -> float:
+        """The session or attempt ended; returns when the next attempt starts."""
+        second = self.clock(now)
+        if second >= self.backoff_deadline:
+            self.backoff = 1
+        elif self.backoff < self.max_backoff // 2:
+            self.backoff = max(1, 2 * self.backoff)
+        else:
+            self.backoff = self.max_backoff
+        self.backoff_deadline = second + self.backoff
+        return self.at(second + self.backoff)
+
+
 @dataclass
 class Switch:
     address: str
@@ -127,12 +218,19 @@ class Switch:
     last_error: str | None = None
     next_mac: int = 0
     first_message_at: float | None = None  # wall clock: the controller's first message on this session
+    configured_at: float | None = None  # wall clock: the controller's first write on this session
+    rconn: Rconn = field(default_factory=Rconn)
+    up: bool = False  # HELLO exchanged: the session is connected, as OVS counts it
+    closing: bool = False  # closed on request (ctl disconnect), not lost
+    served_at: float | None = None  # wall clock: the first answer to a mark's echo
+    drops: int = 0  # sessions lost since the mark
+    echo_interval: float = 0.0  # a mark's echo period; 0: no mark in progress
 
     def status(self) -> dict:
         return {
             "address": self.address,
             "datapath_id": hex(self.datapath_id),
-            "connected": self.writer is not None,
+            "connected": self.up,
             "local_port": self.local_port,
             "age": round(time.monotonic() - self.connected_at, 3) if self.connected_at else None,
             "sessions": self.sessions,
@@ -140,6 +238,10 @@ class Switch:
             "packet_ins": self.sent_packet_ins,
             "writes": self.writes,
             "first_message_at": self.first_message_at,
+            "configured_at": self.configured_at,
+            "served_at": self.served_at,
+            "drops": self.drops,
+            "backoff": self.rconn.backoff,
             "last_error": self.last_error,
         }
 
@@ -169,7 +271,10 @@ class Emulator:
     def __init__(self, controller: tuple[str, int], switches: list[Switch], args: argparse.Namespace):
         self.controller = controller
         self.switches = {s.address: s for s in switches}
+        for switch in switches:
+            switch.rconn = Rconn(args.max_backoff, args.inactivity_probe, switch.rconn.phase)
         self.args = args
+        self.tasks: set[asyncio.Task] = set()
         self.tls: ssl.SSLContext | None = None
         if getattr(args, "tls_cert", None):
             # As OVS with ssl: targets: the controller's certificate must be
@@ -179,70 +284,108 @@ class Emulator:
             self.tls.load_verify_locations(cafile=args.tls_ca)
             self.tls.load_cert_chain(args.tls_cert, args.tls_key)
 
-    async def connect(self, switch: Switch) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def connect(self, switch: Switch, deadline: float):
+        loop = asyncio.get_running_loop()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.IPPROTO_IP, IP_FREEBIND, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
         try:
             sock.bind((switch.address, 0))
-            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, self.controller), 1.0)
+            await asyncio.wait_for(loop.sock_connect(sock, self.controller), max(deadline - loop.time(), 0))
         except BaseException:
             sock.close()
             raise
         if self.tls is None:
             return await asyncio.open_connection(sock=sock)
-        return await asyncio.open_connection(sock=sock, ssl=self.tls, server_hostname="", ssl_handshake_timeout=5.0)
+        return await asyncio.wait_for(
+            asyncio.open_connection(sock=sock, ssl=self.tls, server_hostname=""), max(deadline - loop.time(), 0.1)
+        )
 
-    async def session(self, switch: Switch, reader, writer) -> None:
-        framer, probe = Framer(), self.args.inactivity_probe
+    async def session(self, switch: Switch, reader, writer, deadline: float) -> None:
+        """One connection: CONNECTING until the controller's HELLO (or the
+        deadline), then connected, with the inactivity probe."""
+        loop, framer, fsm = asyncio.get_running_loop(), Framer(), switch.rconn
         switch.writer, switch.local_port = writer, writer.get_extra_info("sockname")[1]
-        switch.connected_at, switch.sessions = time.monotonic(), switch.sessions + 1
-        switch.first_message_at = None
+        switch.first_message_at = switch.configured_at = None
         writer.write(pack(OFP13, OFPT.HELLO, 0))
-        echo_sent = False
+        idle = False
         while True:
             try:
-                data = await asyncio.wait_for(reader.read(65536), probe)
+                data = await asyncio.wait_for(reader.read(65536), max(deadline - loop.time(), 0))
             except TimeoutError:
-                if echo_sent:
-                    raise ConnectionError(f"no answer to the inactivity probe within {probe} s") from None
-                writer.write(pack(OFP13, OFPT.ECHO_REQUEST, 0xE0E0E0E0))
-                echo_sent = True
+                if not switch.up:
+                    fsm.timed_out()
+                    raise TimeoutError("connection timed out") from None
+                if idle:
+                    raise ConnectionError(f"no response to inactivity probe after {fsm.probe_interval} s") from None
+                writer.write(pack(OFP13, OFPT.ECHO_REQUEST, PROBE_XID))
+                idle, deadline = True, fsm.idle(loop.time())
                 continue
             if not data:
                 raise ConnectionError("closed by the controller")
-            echo_sent = False
+            now, wall = loop.time(), time.time()
             if switch.first_message_at is None:
-                switch.first_message_at = time.time()
+                switch.first_message_at = wall
             for message in framer.feed(data):
                 switch.received[message.type] += 1
-                if message.type in WRITES:
+                if message.type == OFPT.HELLO and not switch.up:
+                    switch.up, switch.connected_at, switch.sessions = True, time.monotonic(), switch.sessions + 1
+                    fsm.connected(now)
+                elif message.type in WRITES:
                     switch.writes += 1
+                    if switch.configured_at is None:
+                        switch.configured_at = wall
+                        if switch.echo_interval and switch.served_at is None:
+                            writer.write(pack(OFP13, OFPT.ECHO_REQUEST, SERVED_XID))
+                elif message.type == OFPT.ECHO_REPLY and message.xid == SERVED_XID:
+                    if switch.served_at is None and switch.echo_interval:
+                        switch.served_at = wall
                 elif (reply := answer(message, switch.datapath_id, switch.ports)) is not None:
                     writer.write(reply)
+            if switch.up:
+                idle, deadline = False, fsm.activity(now)
             await writer.drain()
 
     async def run_switch(self, switch: Switch) -> None:
-        backoff = 1.0
+        loop, fsm = asyncio.get_running_loop(), switch.rconn
         while True:
             writer = None
+            deadline = fsm.connecting(loop.time())
             try:
-                reader, writer = await self.connect(switch)
-                backoff = 1.0
-                await self.session(switch, reader, writer)
-            except (OSError, ConnectionError, FramingError, TimeoutError) as exc:
+                reader, writer = await self.connect(switch, deadline)
+                await self.session(switch, reader, writer, deadline)
+            except TimeoutError as exc:  # before OSError: asyncio's timeout is one
+                fsm.timed_out()
+                switch.last_error = str(exc) or "connection timed out"
+            except (OSError, ConnectionError, FramingError, ssl.SSLError) as exc:
                 switch.last_error = str(exc) or type(exc).__name__
+                if switch.up and not switch.closing and switch.echo_interval:
+                    switch.drops += 1
             finally:
                 if writer is not None:
                     writer.close()
                     with contextlib.suppress(Exception):
                         await writer.wait_closed()
-                was_up, switch.writer, switch.connected_at = switch.writer is not None, None, None
-            # Open vSwitch: 1 s after an established session drops, then doubling.
-            await asyncio.sleep(1.0 if was_up else backoff)
-            if not was_up:
-                backoff = min(backoff * 2, self.args.max_backoff)
+                switch.writer, switch.connected_at, switch.up, switch.closing = None, None, False, False
+            await asyncio.sleep(max(fsm.disconnected(loop.time()) - loop.time(), 0))
+
+    async def echo_until_served(self, switch: Switch, interval: float) -> None:
+        """A mark's probe: an ECHO_REQUEST every `interval` on a working
+        session (one the controller has written to) until one is answered."""
+        while switch.echo_interval == interval and switch.served_at is None:
+            if switch.up and switch.configured_at is not None:
+                switch.send(pack(OFP13, OFPT.ECHO_REQUEST, SERVED_XID))
+            await asyncio.sleep(interval)
+
+    def mark(self, interval: float) -> dict:
+        wall = time.time()
+        for switch in self.switches.values():
+            switch.served_at, switch.drops, switch.echo_interval = None, 0, interval
+            if interval:
+                self.tasks.add(task := asyncio.get_running_loop().create_task(self.echo_until_served(switch, interval)))
+                task.add_done_callback(self.tasks.discard)
+        return {"marked_at": wall, "echo_interval": interval}
 
     def control(self, request: dict) -> dict:
         cmd = request.get("cmd")
@@ -263,9 +406,12 @@ class Emulator:
             for s in chosen:
                 closed[s.address] = s.writer is not None
                 if s.writer is not None:
+                    s.closing = True
                     s.writer.close()
             return {"closed": closed}
-        return {"error": f"unknown command {cmd!r}; known: status, packet_in, echo, disconnect"}
+        if cmd == "mark":
+            return self.mark(max(float(request.get("echo_interval", 0.1)), 0.0))
+        return {"error": f"unknown command {cmd!r}; known: status, packet_in, echo, disconnect, mark"}
 
     async def serve_control(self, reader, writer) -> None:
         try:
@@ -308,8 +454,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--switches", required=True, help="JSON file: [{address, datapath_id}, ...]")
     run.add_argument("--control", help="UNIX socket for status and commands")
     run.add_argument("--ports", type=int, default=1, help=f"ports per switch, numbered from 1 (at most {MAX_PORTS})")
-    run.add_argument("--inactivity-probe", type=float, default=5.0, help="seconds, as OVS's inactivity_probe")
-    run.add_argument("--max-backoff", type=float, default=8.0, help="seconds, as OVS's max_backoff")
+    run.add_argument(
+        "--inactivity-probe", type=int, default=5, help="whole seconds, at least 5 (0: off), as OVS's inactivity_probe"
+    )
+    run.add_argument("--max-backoff", type=int, default=8, help="whole seconds, as OVS's max_backoff")
     run.add_argument("--tls-cert", metavar="PATH", help="connect over TLS with this certificate (PEM)")
     run.add_argument("--tls-key", metavar="PATH", help="its private key (PEM)")
     run.add_argument("--tls-ca", metavar="PATH", help="the CA (PEM) the controller's certificate is signed by")
@@ -318,7 +466,9 @@ def main(argv: list[str] | None = None) -> int:
     control.add_argument("--same-mac", action="store_true", help="packet-in: every frame from one MAC")
     control.add_argument("--padding", type=int, default=0, help="packet-in: bytes added to each frame")
     control.add_argument(
-        "request", nargs="+", help="status | packet-in N [ADDRESS ...] | echo | disconnect [ADDRESS ...]"
+        "request",
+        nargs="+",
+        help="status | packet-in N [ADDRESS ...] | echo | disconnect [ADDRESS ...] | mark [ECHO_INTERVAL]",
     )
     args = parser.parse_args(argv)
     if args.command == "ctl":
@@ -328,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
             request.update(count=int(rest[0]), addresses=rest[1:], same_mac=args.same_mac, padding=args.padding)
         elif cmd == "disconnect":
             request.update(addresses=rest)
+        elif cmd == "mark":
+            request.update(echo_interval=float(rest[0]) if rest else 0.1)
         print(json.dumps(ctl(args.control, request), indent=1))
         return 0
     if any([args.tls_cert, args.tls_key, args.tls_ca]) and not all([args.tls_cert, args.tls_key, args.tls_ca]):

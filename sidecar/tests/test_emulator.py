@@ -2,12 +2,15 @@
 
 import argparse
 import asyncio
+import math
+import random
 import struct
 
-from sdn_ha_mirror.emulator import Emulator, Switch
+import pytest
+from sdn_ha_mirror.emulator import Emulator, Rconn, Switch
 from sdn_ha_mirror.openflow import OFPT, Framer, pack
 
-ARGS = argparse.Namespace(inactivity_probe=5.0, max_backoff=8.0, control=None)
+ARGS = argparse.Namespace(inactivity_probe=5, max_backoff=8, control=None)
 
 
 async def controller(script):
@@ -78,9 +81,11 @@ def test_a_switch_answers_the_handshake_faucet_runs_and_sends_packet_ins_on_dema
     assert switch.writes == 1
 
 
-def test_a_dropped_session_comes_back_after_a_second_as_a_new_session():
+def test_a_dropped_session_comes_back_within_a_second_as_a_new_session():
     async def script(reader, writer, framer):
         await read_messages(reader, framer, 1)
+        writer.write(pack(4, OFPT.HELLO, 1))
+        await asyncio.sleep(0.05)
         writer.close()
 
     async def scenario():
@@ -98,9 +103,10 @@ def test_a_dropped_session_comes_back_after_a_second_as_a_new_session():
     assert switch.last_error == "closed by the controller"
 
 
-def test_a_session_closed_on_request_comes_back_a_second_later():
+def test_a_session_closed_on_request_comes_back_within_a_second():
     async def script(reader, writer, framer):
         await read_messages(reader, framer, 1)
+        writer.write(pack(4, OFPT.HELLO, 1))
         await reader.read()
 
     async def scenario():
@@ -140,3 +146,119 @@ def test_packet_ins_from_one_mac_with_padded_frames():
     assert len(macs) == 1 and all(len(m) == 16 + 16 + 2 + 160 for m in frames)
     switch.packet_ins(2)
     assert len({d[-(60) + 6 : -(60) + 12] for d in switch.writer.data[3:]}) == 2
+
+
+def refused(fsm: Rconn, now: float) -> float:
+    """An attempt at `now` that the controller refuses at once: the wait
+    until the next one."""
+    fsm.connecting(now)
+    return fsm.disconnected(now + 0.01) - now
+
+
+def test_refused_attempts_back_off_1_2_4_then_max_backoff_as_ovs_rconn():
+    fsm, now, waits = Rconn(max_backoff=8, phase=0.0), 100.0, []
+    for _ in range(6):
+        waits.append(round(refused(fsm, now), 3))
+        now += waits[-1]
+    assert waits == [1, 2, 4, 8, 8, 8]
+    assert Rconn(max_backoff=60, phase=0.0).max_backoff == 60
+    fsm, now, waits = Rconn(max_backoff=60, phase=0.0), 0.0, []
+    for _ in range(8):
+        waits.append(round(refused(fsm, now), 3))
+        now += waits[-1]
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60]  # 32 >= 60 // 2: straight to the maximum
+
+
+def test_a_session_that_outlived_its_backoff_waits_one_second_and_a_short_one_doubles():
+    fsm = Rconn(max_backoff=8, phase=0.0)
+    now = 100.0
+    for _ in range(4):
+        now += refused(fsm, now)
+    assert fsm.backoff == 8
+    fsm.connecting(now)
+    fsm.connected(now + 0.1)
+    assert round(fsm.disconnected(now + 20.5) - (now + 20.5), 3) == 0.5  # to the clock's next whole second
+    assert fsm.backoff == 1
+    start = now + 21
+    fsm.connecting(start)
+    fsm.connected(start + 0.1)
+    fsm.disconnected(start + 0.5)  # up for less than its backoff (1 s): doubles
+    assert fsm.backoff == 2
+
+
+def test_a_timed_out_attempt_doubles_even_after_its_backoff():
+    fsm = Rconn(max_backoff=8, phase=0.0)
+    refused(fsm, 10.0)
+    assert fsm.backoff == 1
+    assert fsm.connecting(11.0) == 12.0  # max(1, backoff) after the whole second it started in
+    fsm.timed_out()
+    fsm.disconnected(12.0)
+    assert fsm.backoff == 2
+    assert fsm.connecting(14.0) == 16.0
+
+
+def test_the_clock_phase_spreads_a_fleets_one_second_wait_over_the_second():
+    random.seed(7)
+    waits = []
+    for _ in range(500):
+        fsm = Rconn()
+        fsm.connecting(0.0)
+        fsm.connected(0.2)
+        waits.append(fsm.disconnected(30.0) - 30.0)
+    assert all(0 < w <= 1 for w in waits)
+    assert 0.4 < sorted(waits)[250] < 0.6 and min(waits) < 0.05 and max(waits) > 0.95
+    phased = Rconn(phase=0.75)
+    phased.connecting(0.0)
+    phased.connected(0.1)
+    assert math.isclose(phased.disconnected(30.0), 30.25)  # its clock reads 30.75: 31 comes 0.25 s later
+
+
+def test_the_inactivity_probe_counts_whole_seconds_and_is_at_least_five():
+    assert Rconn(probe_interval=2).probe_interval == 5 and Rconn(probe_interval=0).probe_at() == math.inf
+    fsm = Rconn(probe_interval=5, phase=0.0)
+    fsm.connecting(200.0)
+    assert fsm.connected(200.2) == 205.0
+    assert fsm.activity(203.9) == 208.0
+    assert fsm.idle(208.0) == 213.0
+
+
+@pytest.mark.parametrize("drop", [True, False])
+def test_a_mark_times_the_first_answered_echo_on_a_working_session_and_counts_drops(drop):
+    async def script(reader, writer, framer):
+        await read_messages(reader, framer, 1)
+        writer.write(pack(4, OFPT.HELLO, 1) + pack(4, OFPT.FLOW_MOD, 2, bytes(48)))
+        while data := await reader.read(65536):
+            for message in framer.feed(data):
+                if message.type == OFPT.ECHO_REQUEST:
+                    if drop and not seen:
+                        seen.append(message.xid)
+                        writer.close()
+                        return
+                    writer.write(pack(4, OFPT.ECHO_REPLY, message.xid, message.body))
+
+    seen = []
+
+    async def scenario():
+        server, port, sessions = await controller(script)
+        switch = Switch("127.0.0.6", 0x5000)
+        emulator = Emulator(("127.0.0.1", port), [switch], ARGS)
+        task = asyncio.create_task(emulator.run())
+        for _ in range(100):
+            if switch.configured_at:
+                break
+            await asyncio.sleep(0.02)
+        marked = emulator.control({"cmd": "mark", "echo_interval": 0.05})
+        for _ in range(150):
+            if switch.served_at:
+                break
+            await asyncio.sleep(0.02)
+        task.cancel()
+        server.close()
+        return marked, switch, sessions
+
+    marked, switch, sessions = asyncio.run(scenario())
+    assert switch.served_at is not None and switch.served_at >= marked["marked_at"]
+    assert switch.served_at >= switch.configured_at
+    assert switch.drops == (1 if drop else 0)
+    assert len(sessions) == (2 if drop else 1)
+    assert switch.status()["served_at"] == switch.served_at
