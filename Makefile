@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_VAULT_PASSWORD_FILE := $(CURDIR)/lab/vault-password
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build collection ee-context examples molecule sidecar-wheel bench-failover bench-soak bench-mirror bench-relay bench-nat bench-nat-pool bench-runtime bench-capture bench-gate bench-figures
+.PHONY: setup lab status destroy test lint unit build collection ee-context examples molecule sidecar-wheel bench-failover bench-soak bench-mirror bench-relay bench-nat bench-nat-pool bench-fleet bench-runtime bench-capture bench-gate bench-figures
 
 setup:
 	@bash scripts/setup.sh
@@ -123,6 +123,15 @@ bench-nat:
 # backup's switches served again, NAT mode against proxy mode.
 bench-nat-pool:
 	python3 benchmarks/nat_pool.py --trials $(TRIALS)
+
+# A fleet of N switches on the lab's rack (10 real OVS in namespaces, the rest
+# emulated), for each N and mode: connect, an LB and a backup killed, spread,
+# sidecar memory and CPU per switch, site.yml's run time, one switch added.
+# Three trials unless TRIALS is given; converges the lab and back.
+NS ?= 1,50,200,500
+MODES ?= proxy,nat
+bench-fleet:
+	python3 benchmarks/fleet.py --ns $(NS) --modes $(MODES) --trials $(if $(filter command line environment,$(origin TRIALS)),$(TRIALS),3)
 
 # What NAT mode's identity gate costs a connecting switch, against the same
 # switch with the gate stopped; converges the lab into NAT mode and back.

@@ -30,6 +30,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import resource
 import subprocess
 import sys
 import tomllib
@@ -164,6 +165,26 @@ def check_podman(pins: dict[str, str], actual: dict[str, str], env: dict[str, st
         if actual.get(what) != wanted:
             problems.append(f"podman's {what} is {actual.get(what)!r}, but the lab pins {wanted!r}")
     return problems
+
+
+def container_nofile() -> int:
+    """The open files each lab container gets (default_ulimits' hard nofile)."""
+    for item in tomllib.loads(CONTAINERS_CONF.read_text())["containers"]["default_ulimits"]:
+        name, _, value = item.partition("=")
+        if name == "nofile":
+            return int(value.rpartition(":")[2])
+    raise LabNetworkError(f"{CONTAINERS_CONF} sets no nofile in default_ulimits")
+
+
+def check_limits(nofile: int, hard: int) -> list[str]:
+    """Podman cannot give a container more open files than its own hard
+    limit allows, without CAP_SYS_RESOURCE, which a sandbox may lack."""
+    if nofile > hard:
+        return [
+            f"the lab's containers get {nofile} open files (default_ulimits in {CONTAINERS_CONF.name}), but this "
+            f"machine's hard limit is {hard}: raise it (ulimit -Hn) or lower the lab's, which caps the fleet"
+        ]
+    return []
 
 
 # --- networks ---------------------------------------------------------------
@@ -338,6 +359,7 @@ def legacy_cleanup(plan: Plan) -> dict[str, list[str]]:
 def check(podman_only: bool = False, plan: Plan | None = None) -> None:
     """Raise LabNetworkError, naming every problem, unless the lab is safe to talk to."""
     problems = check_podman(podman_pins(), read_podman())
+    problems += check_limits(container_nofile(), resource.getrlimit(resource.RLIMIT_NOFILE)[1])
     if not problems and not podman_only:
         plan = plan or load_plan()
         problems = check_network(plan, read_network(plan))

@@ -4,7 +4,7 @@ Many switch sessions from one process, each from its own source address with
 its own datapath id, as a fleet of real switches would open them:
 
   emulator run --controller 198.18.2.100:6653 --switches FILE [--control SOCK]
-  emulator ctl --control SOCK status | packet-in N [ADDRESS ...] | echo | mark [S]
+  emulator ctl --control SOCK status | packet-in N [ADDRESS ...] | echo | mark [S] | probe [S]
 
 FILE is JSON: a list of {"address", "datapath_id"} (the `switches` filter's
 output fits). Each session binds its address (which must be local, or
@@ -28,10 +28,13 @@ The control socket takes one JSON request a line and answers one JSON line:
   {"cmd": "echo"}                                     an ECHO_REQUEST on each
   {"cmd": "disconnect", "addresses": [...]}           close the sessions (each
                                                       reconnects within 1 s)
-  {"cmd": "mark", "echo_interval": S}                 start a measurement: from
-       now on each switch sends an ECHO_REQUEST every S seconds on a working
-       session (one the controller has written to) until one is answered;
-       status then gives `served_at` (when) and `drops` (sessions lost since)
+  {"cmd": "mark"}                                     start a measurement:
+       status gives each switch's `drops` (sessions lost since the mark) and
+       `served_at`, the first ECHO_REQUEST answered since the mark on a
+       working session (one the controller has written to)
+  {"cmd": "probe", "echo_interval": S}                each switch sends those
+       echoes every S seconds until one is answered, again after each
+       session it loses (0 stops); mark takes echo_interval too
 """
 
 from __future__ import annotations
@@ -222,9 +225,11 @@ class Switch:
     rconn: Rconn = field(default_factory=Rconn)
     up: bool = False  # HELLO exchanged: the session is connected, as OVS counts it
     closing: bool = False  # closed on request (ctl disconnect), not lost
-    served_at: float | None = None  # wall clock: the first answer to a mark's echo
+    measuring: bool = False  # since the first mark
+    served_at: float | None = None  # wall clock: the first echo answered since the mark or the last drop
     drops: int = 0  # sessions lost since the mark
-    echo_interval: float = 0.0  # a mark's echo period; 0: no mark in progress
+    echo_interval: float = 0.0  # seconds between echoes until served; 0: none
+    echo_task: asyncio.Task | None = None
 
     def status(self) -> dict:
         return {
@@ -274,7 +279,7 @@ class Emulator:
         for switch in switches:
             switch.rconn = Rconn(args.max_backoff, args.inactivity_probe, switch.rconn.phase)
         self.args = args
-        self.tasks: set[asyncio.Task] = set()
+        self.started_at = time.time()  # wall clock: every switch starts its first attempt now
         self.tls: ssl.SSLContext | None = None
         if getattr(args, "tls_cert", None):
             # As OVS with ssl: targets: the controller's certificate must be
@@ -339,7 +344,7 @@ class Emulator:
                         if switch.echo_interval and switch.served_at is None:
                             writer.write(pack(OFP13, OFPT.ECHO_REQUEST, SERVED_XID))
                 elif message.type == OFPT.ECHO_REPLY and message.xid == SERVED_XID:
-                    if switch.served_at is None and switch.echo_interval:
+                    if switch.served_at is None and switch.measuring:
                         switch.served_at = wall
                 elif (reply := answer(message, switch.datapath_id, switch.ports)) is not None:
                     writer.write(reply)
@@ -360,8 +365,10 @@ class Emulator:
                 switch.last_error = str(exc) or "connection timed out"
             except (OSError, ConnectionError, FramingError, ssl.SSLError) as exc:
                 switch.last_error = str(exc) or type(exc).__name__
-                if switch.up and not switch.closing and switch.echo_interval:
+                if switch.up and not switch.closing and switch.measuring:
                     switch.drops += 1
+                    switch.served_at = None  # served again only on a session that works
+                    self.serve(switch)
             finally:
                 if writer is not None:
                     writer.close()
@@ -370,28 +377,41 @@ class Emulator:
                 switch.writer, switch.connected_at, switch.up, switch.closing = None, None, False, False
             await asyncio.sleep(max(fsm.disconnected(loop.time()) - loop.time(), 0))
 
-    async def echo_until_served(self, switch: Switch, interval: float) -> None:
-        """A mark's probe: an ECHO_REQUEST every `interval` on a working
-        session (one the controller has written to) until one is answered."""
-        while switch.echo_interval == interval and switch.served_at is None:
-            if switch.up and switch.configured_at is not None:
-                switch.send(pack(OFP13, OFPT.ECHO_REQUEST, SERVED_XID))
-            await asyncio.sleep(interval)
+    async def echo_until_served(self, switch: Switch) -> None:
+        """An ECHO_REQUEST every echo_interval on a working session (one the
+        controller has written to) until one is answered."""
+        try:
+            while switch.echo_interval and switch.served_at is None:
+                if switch.up and switch.configured_at is not None:
+                    switch.send(pack(OFP13, OFPT.ECHO_REQUEST, SERVED_XID))
+                await asyncio.sleep(switch.echo_interval)
+        finally:
+            switch.echo_task = None
 
-    def mark(self, interval: float) -> dict:
-        wall = time.time()
+    def serve(self, switch: Switch) -> None:
+        if switch.echo_interval and switch.served_at is None and switch.echo_task is None:
+            switch.echo_task = asyncio.get_running_loop().create_task(self.echo_until_served(switch))
+
+    def mark(self, echo_interval: float) -> dict:
+        """Start a measurement: served and drops start again, and with an
+        echo interval each switch echoes until it is served."""
         for switch in self.switches.values():
-            switch.served_at, switch.drops, switch.echo_interval = None, 0, interval
-            if interval:
-                self.tasks.add(task := asyncio.get_running_loop().create_task(self.echo_until_served(switch, interval)))
-                task.add_done_callback(self.tasks.discard)
-        return {"marked_at": wall, "echo_interval": interval}
+            switch.served_at, switch.drops, switch.measuring, switch.echo_interval = None, 0, True, 0.0
+        return {"marked_at": time.time(), **self.probe(echo_interval)}
+
+    def probe(self, echo_interval: float) -> dict:
+        """Each switch echoes every echo_interval until it is served (again,
+        after each session it loses); 0 stops."""
+        for switch in self.switches.values():
+            switch.echo_interval = echo_interval
+            self.serve(switch)
+        return {"probing_at": time.time(), "echo_interval": echo_interval}
 
     def control(self, request: dict) -> dict:
         cmd = request.get("cmd")
         chosen = [self.switches[a] for a in request.get("addresses") or self.switches if a in self.switches]
         if cmd == "status":
-            return {"switches": [s.status() for s in self.switches.values()]}
+            return {"started_at": self.started_at, "switches": [s.status() for s in self.switches.values()]}
         if cmd == "packet_in":
             count, same, padding = (
                 int(request.get("count", 1)),
@@ -409,9 +429,10 @@ class Emulator:
                     s.closing = True
                     s.writer.close()
             return {"closed": closed}
-        if cmd == "mark":
-            return self.mark(max(float(request.get("echo_interval", 0.1)), 0.0))
-        return {"error": f"unknown command {cmd!r}; known: status, packet_in, echo, disconnect, mark"}
+        if cmd in ("mark", "probe"):
+            interval = max(float(request.get("echo_interval", 0.1 if cmd == "probe" else 0)), 0.0)
+            return self.mark(interval) if cmd == "mark" else self.probe(interval)
+        return {"error": f"unknown command {cmd!r}; known: status, packet_in, echo, disconnect, mark, probe"}
 
     async def serve_control(self, reader, writer) -> None:
         try:
@@ -426,6 +447,7 @@ class Emulator:
             writer.close()
 
     async def run(self) -> None:
+        self.started_at = time.time()
         if self.args.control:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.args.control)
@@ -468,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     control.add_argument(
         "request",
         nargs="+",
-        help="status | packet-in N [ADDRESS ...] | echo | disconnect [ADDRESS ...] | mark [ECHO_INTERVAL]",
+        help="status | packet-in N [ADDRESS ...] | echo | disconnect [ADDRESS ...] | mark [S] | probe [S]",
     )
     args = parser.parse_args(argv)
     if args.command == "ctl":
@@ -478,8 +500,8 @@ def main(argv: list[str] | None = None) -> int:
             request.update(count=int(rest[0]), addresses=rest[1:], same_mac=args.same_mac, padding=args.padding)
         elif cmd == "disconnect":
             request.update(addresses=rest)
-        elif cmd == "mark":
-            request.update(echo_interval=float(rest[0]) if rest else 0.1)
+        elif cmd in ("mark", "probe"):
+            request.update(echo_interval=float(rest[0]) if rest else (0.1 if cmd == "probe" else 0.0))
         print(json.dumps(ctl(args.control, request), indent=1))
         return 0
     if any([args.tls_cert, args.tls_key, args.tls_ca]) and not all([args.tls_cert, args.tls_key, args.tls_ca]):

@@ -101,3 +101,22 @@ def test_the_network_definition_pins_bridge_gateway_and_isolation():
     assert definition["subnets"] == [{"subnet": "198.18.1.0/24", "gateway": "198.18.1.1"}]
     assert definition["internal"] is True
     assert len(definition["id"]) == 64
+
+
+def test_the_containers_open_files_must_fit_this_machines_hard_limit():
+    assert labnet.check_limits(16384, 20000) == []
+    (problem,) = labnet.check_limits(16384, 1024)
+    assert "16384 open files" in problem and "hard limit is 1024" in problem
+
+
+def test_the_lab_containers_carry_the_fleet_segment_in_proxy_mode():
+    """Per switch, proxy mode's sidecar holds 3 sockets and HAProxy 2 (the
+    lab's haproxy_maxconn bounds those); the fleet segment holds up to
+    1000 switches."""
+    nofile = labnet.container_nofile()
+    lab = labnet.read_yaml(labnet.INVENTORY / "group_vars" / "all" / "lab.yml")
+    topology = labnet.read_yaml(labnet.INVENTORY / "group_vars" / "all" / "topology.yml")
+    fleet = ipaddress.ip_network(topology["sdn_ha_segments"]["fleet"]).num_addresses - 3  # network, broadcast, .1
+    assert fleet >= 1000
+    assert 2 * lab["haproxy_maxconn"] + 64 <= nofile
+    assert 3 * fleet + 64 <= nofile and lab["haproxy_maxconn"] >= fleet

@@ -1,0 +1,445 @@
+#!/usr/bin/env python3
+"""A fleet of N switches on the running lab: how every cost grows with N.
+
+For each mode and each N, the lab is converged with a fleet of N switches on
+the fleet segment (Faucet's config holds every datapath), and the fleet runs
+on the lab's rack host (lab/fleet.yml): from N = 50 on, 10 of them are real
+Open vSwitch switches, each in a network namespace of its own; the others
+are emulated (sdn_ha_mirror.emulator), with OVS's reconnect rules. Then,
+TRIALS times:
+
+  connect    the emulator starts all its switches at once: from its start to
+             each switch's first controller write (a completed session),
+             measured at the switch; p50 and p100 over the switches
+  LB killed  SIGKILL to the active LB's container: from the kill to each
+             switch's first ECHO_REQUEST answered on a working session,
+             measured at the switch; p50, p100, and the sessions lost
+             (proxy mode loses all N; NAT mode must lose none)
+  backup     SIGKILL to a backup controller's container: from the kill to
+             the last of its switches served again by another backup
+  spread     the share of the fleet on the most loaded backup (Faucet's
+             dp_status on each backup)
+  sidecar    the sidecar's RSS growth from no fleet to N sessions with the
+             master's shadow sessions up, divided by N (first trial)
+  CPU        CPU-seconds a minute divided by N, for the sidecar, the master's
+             and each backup's Faucet, over a steady window
+  runs       site.yml re-run on the converged lab, once per mode and N
+
+Usage (after `make lab`):  make bench-fleet  [NS=1,50,200,500] [MODES=proxy,nat] [TRIALS=3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchlib import results
+from benchlib.lab import (
+    active_lb,
+    converge_back,
+    in_netns,
+    lab,
+    pid_of,
+    playbook,
+    require,
+    run,
+    settle,
+    sigkill,
+    stop_on_sigterm,
+    wait,
+)
+from benchlib.stats import percentile, ratio, spread
+
+FLEET_SEGMENT = "fleet"
+RACK = "fleet1"  # the lab's rack host (inventories/lab: group lab_fleet)
+EMULATOR_SOCKET = "run/sdn-ha-fleet-emulator.sock"  # lab/fleet.yml's emulator unit, under the rack's root
+OVS_SWITCHES = 10  # real Open vSwitch switches in every fleet of N >= 50
+ECHO_INTERVAL = 0.1  # seconds between a switch's echoes until one is answered
+CPU_WINDOW = 30.0  # seconds of steady state per CPU sample
+FLEET_VARS = Path(os.environ.get("SDN_HA_CACHE", Path.home() / ".cache" / "sdn_ha")) / "fleet.json"  # -e @file
+
+
+def fleet_vars(n: int) -> dict:
+    """sdn_ha_switch_fleet for N switches on the fleet segment: OVS switches
+    from .20, emulated ones from .100."""
+    import netaddr
+
+    net = netaddr.IPNetwork(lab().segments[FLEET_SEGMENT])
+    ovs = OVS_SWITCHES if n >= 50 else 0
+    entries = []
+    if ovs:
+        entries.append(
+            {"name": "ovs", "addresses": f"{net[20]}-{net[20 + ovs - 1]}", "datapath_ids": "0x2001", "segment": "fleet"}
+        )
+    emulated = n - ovs
+    entries.append(
+        {
+            "name": "fleet",
+            "addresses": f"{net[100]}-{net[100 + emulated - 1]}",
+            "datapath_ids": "0x3001",
+            "segment": FLEET_SEGMENT,
+        }
+    )
+    return {"sdn_ha_switch_fleet": entries}
+
+
+# -- the rack -------------------------------------------------------------------
+def emulator(request: dict) -> dict:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(30)
+        sock.connect(f"/proc/{pid_of(RACK)}/root/{EMULATOR_SOCKET}")
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
+def switches() -> dict[str, dict]:
+    return {s["address"]: s for s in emulator({"cmd": "status"})["switches"]}
+
+
+def ovs_status() -> dict[str, dict]:
+    """Each real OVS switch's controller connection: is_connected and status."""
+    names = run("podman", "exec", RACK, "ip", "netns", "list").split()
+    found = {}
+    for name in sorted(n.removeprefix("sdnha-") for n in names if n.startswith("sdnha-ovs-")):
+        out = run("podman", "exec", RACK, "sdn-ha-lab-fleet-ovs", "status", name, check=False)
+        try:
+            row = json.loads(out)["data"][0]
+        except (ValueError, KeyError, IndexError):
+            found[name] = {"connected": False}
+            continue
+        status = dict(row[1][1]) if row[1][0] == "map" else {}
+        found[name] = {"connected": row[0], **status}
+    return found
+
+
+def ovs_reconnected(fault: float, timeout: float = 60.0) -> int:
+    """Once every real OVS switch is connected again: how many of them
+    connected after the fault (their session is younger than the time since)."""
+    deadline = time.time() + timeout
+    while True:
+        found = ovs_status()
+        if all(o.get("connected") for o in found.values()) or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    since = time.time() - fault
+    return sum(1 for o in found.values() if not o.get("connected") or int(o.get("sec_since_connect", 0)) < since - 1)
+
+
+def fleet(state: str, n: int) -> None:
+    playbook("lab/fleet.yml", "-e", f"@{FLEET_VARS}", "-e", f"fleet_state={state}")
+
+
+def restart_emulator() -> float:
+    """All emulated switches stop, then start at once; the emulator's start."""
+    run("podman", "exec", RACK, "systemctl", "stop", "sdn-ha-fleet-emulator", check=False)
+    time.sleep(2)
+    fleet("started", 0)
+    return emulator({"cmd": "status"})["started_at"]
+
+
+# -- the controllers --------------------------------------------------------------
+def metrics(host: str) -> str:
+    from benchlib.lab import MASTER_METRICS
+
+    return run(
+        *in_netns(
+            host, "python3", "-c", f"import urllib.request as u;print(u.urlopen({MASTER_METRICS!r}).read().decode())"
+        ),
+        check=False,
+    )
+
+
+def datapaths_up(host: str, names: set[str]) -> set[str]:
+    up = set()
+    for line in metrics(host).splitlines():
+        if line.startswith("dp_status{") and line.rstrip().endswith(" 1.0"):
+            name = line.split('dp_name="', 1)[1].split('"', 1)[0] if 'dp_name="' in line else ""
+            if name in names:
+                up.add(name)
+    return up
+
+
+def main_pid(host: str, unit: str) -> int:
+    return int(run("podman", "exec", host, "systemctl", "show", "-p", "MainPID", "--value", unit) or 0)
+
+
+def cpu_seconds(host: str, pid: int) -> float:
+    fields = run("podman", "exec", host, "cat", f"/proc/{pid}/stat").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, in clock ticks of 1/100 s
+
+
+def rss_kib(host: str, pid: int) -> int:
+    for line in run("podman", "exec", host, "cat", f"/proc/{pid}/status").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def says_hello(address: str) -> bool:
+    try:
+        with socket.create_connection((address, lab().openflow_port), timeout=1.0) as sock:
+            sock.settimeout(1.0)
+            return sock.recv(8)[1:2] == b"\x00"
+    except OSError:
+        return False
+
+
+# -- one trial --------------------------------------------------------------------
+def served_after(start: float, addresses: list[str], timeout: float = 60.0) -> dict[str, dict]:
+    """Wait until every switch in addresses has an answered echo since the
+    mark (or the timeout); the emulator's status of each."""
+    deadline = time.time() + timeout
+    while True:
+        now = switches()
+        if all(now[a]["served_at"] for a in addresses) or time.time() > deadline:
+            return now
+        time.sleep(0.5)
+
+
+def trial(mode: str, n: int, index: int, names: set[str], first: bool, rss_before: int | None) -> dict:
+    result: dict = {}
+    started = restart_emulator()
+    wait(lambda: all(s["configured_at"] for s in switches().values()), 120, "every emulated switch configured")
+    emulated = switches()
+    result["connect"] = sorted(s["configured_at"] - started for s in emulated.values())
+    wait(lambda: all(o.get("connected") for o in ovs_status().values()), 60, "every OVS switch connected")
+    # Steady: the master has every datapath (its shadow sessions) and each switch is on a backup.
+    wait(lambda: len(datapaths_up(lab().master.name, names)) == len(names), 120, "the master's shadow sessions")
+    per_backup = {b: len(datapaths_up(b, names)) for b in lab().backups}
+    result["spread"] = per_backup
+    active = result["lb"] = active_lb()
+    sidecar = main_pid(active, "sdn-ha-mirror")
+    if first and rss_before is not None:
+        result["rss_per_switch_kib"] = (rss_kib(active, sidecar) - rss_before) / n
+    # CPU over a steady window.
+    procs = {
+        "sidecar": (active, sidecar),
+        lab().master.name: (lab().master.name, main_pid(lab().master.name, "faucet")),
+    }
+    procs.update({b: (b, main_pid(b, "faucet")) for b in lab().backups})
+    before = {k: cpu_seconds(h, p) for k, (h, p) in procs.items()}
+    time.sleep(CPU_WINDOW)
+    result["cpu_per_minute"] = {k: (cpu_seconds(h, p) - before[k]) * 60 / CPU_WINDOW for k, (h, p) in procs.items()}
+    # The active LB dies.
+    emulator({"cmd": "mark"})  # drops count from here; an echo counts only once sent after the kill
+    killed = sigkill(active)
+    emulator({"cmd": "probe", "echo_interval": ECHO_INTERVAL})
+    after = served_after(killed, list(emulated))
+    result["lb_served"] = sorted((s["served_at"] or float("nan")) - killed for s in after.values())
+    result["lb_resets"] = sum(s["drops"] for s in after.values())
+    result["ovs_resets"] = ovs_reconnected(killed)
+    run("podman", "start", active)
+    settle()
+    # A backup dies: the one carrying most of the fleet.
+    victim = max(per_backup, key=lambda b: (per_backup[b], b))
+    carried = datapaths_up(victim, names)
+    emulator({"cmd": "mark"})
+    killed = sigkill(victim)
+    emulator({"cmd": "probe", "echo_interval": ECHO_INTERVAL})
+    after = served_after(killed, list(emulated))
+    moved = [s for s in after.values() if s["drops"]]
+    result["backup"] = victim
+    result["backup_carried"] = len(carried)
+    result["backup_moved"] = len(moved)
+    result["backup_served"] = max(((s["served_at"] or float("nan")) - killed for s in moved), default=None)
+    result["backup_unserved"] = sum(1 for s in after.values() if not s["served_at"])
+    run("podman", "start", victim)
+    wait(lambda: says_hello(lab().backups[victim]), 180, f"{victim}'s Faucet to say HELLO")
+    time.sleep(5)
+    print(f"{mode} N={n} trial {index + 1}: " + summary_line(result), file=sys.stderr, flush=True)
+    return result
+
+
+def summary_line(r: dict) -> str:
+    connect = r["connect"]
+    served = [v for v in r["lb_served"] if v == v]
+    share = max(r["spread"].values()) / max(sum(r["spread"].values()), 1)
+    nan = float("nan")
+    return (
+        f"connect p50 {percentile(connect, 0.5):.2f} p100 {connect[-1]:.2f} s; "
+        f"LB kill p50 {percentile(served, 0.5) if served else nan:.2f} p100 {max(served, default=nan):.2f} s, "
+        f"{r['lb_resets']} resets ({len(r['lb_served']) - len(served)} unserved); "
+        f"backup {r['backup']}: {r['backup_moved']} moved, all served {r['backup_served'] or float('nan'):.2f} s; "
+        f"spread max {share:.0%}"
+    )
+
+
+# Runs in a backup's namespaces with its Python. argv: the metrics URL and a
+# timeout. Prints the time at which Faucet's count of config reloads grows.
+RELOAD_PROBE = """
+import sys, time, urllib.request
+def count():
+    for line in urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().splitlines():
+        if line.startswith("faucet_config_reload_requests_total"):
+            return float(line.split()[-1])
+before, deadline = count(), time.time() + float(sys.argv[2])
+while time.time() < deadline:
+    time.sleep(0.1)
+    if count() != before:
+        print(time.time())
+        break
+"""
+
+
+def add_one(mode: str, n: int) -> dict:
+    """One more switch in the running fleet: site.yml gives Faucet its
+    datapath (a reload), then a second emulator starts it. How long Faucet's
+    reload took on a backup (from systemd's SIGHUP to its reload count
+    growing), the switch's connect, and whether any other switch was cold
+    started (Faucet's cold-start count, the flows it sent, the sessions lost)."""
+    from benchlib.lab import MASTER_METRICS
+
+    backup = sorted(lab().backups)[0]
+    cold = {b: cold_starts(b) for b in lab().backups}
+    writes = {a: s["writes"] for a, s in switches().items()}
+    emulator({"cmd": "mark"})
+    FLEET_VARS.write_text(json.dumps(fleet_vars(n + 1)))
+    since = run("date", "+%Y-%m-%d %H:%M:%S")
+    probe = subprocess.Popen(
+        ["podman", "exec", backup, "python3", "-c", RELOAD_PROBE, MASTER_METRICS, "600"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    site = timed_site(mode)
+    reloaded = float(probe.communicate(timeout=660)[0].strip() or "nan")
+    journal = run(
+        "podman", "exec", backup, "journalctl", "-u", "faucet", "--since", since, "-o", "short-unix", check=False
+    )
+    sighup = [float(line.split()[0]) for line in journal.splitlines() if "Reloading" in line]
+    new = next(s for s in fleet_switches(n + 1) if s["address"] not in writes)
+    extra = json.dumps([new])
+    playbook(
+        "lab/emulator.yml",
+        "-e",
+        f"emulator_host={RACK}",
+        "-e",
+        "emulator_unit=sdn-ha-fleet-extra",
+        "-e",
+        f'{{"emulator_fleet": {extra}}}',
+    )
+    after = switches()
+    result = {
+        "site": site,
+        "reload": reloaded - sighup[-1] if sighup else None,
+        "cold_starts": sum(cold_starts(b) - cold[b] for b in lab().backups),
+        "drops": sum(s["drops"] for s in after.values()),
+        "writes_to_others": sum(after[a]["writes"] - w for a, w in writes.items()),
+    }
+    run("podman", "exec", RACK, "systemctl", "stop", "sdn-ha-fleet-extra", check=False)
+    FLEET_VARS.write_text(json.dumps(fleet_vars(n)))
+    print(f"{mode} N={n} add one: {result}", file=sys.stderr, flush=True)
+    return result
+
+
+def fleet_switches(n: int) -> list[dict]:
+    from ansible_collections.sdn_ha.control_plane.plugins.module_utils.topology import fleet_switches as expand
+
+    return [s for s in expand(fleet_vars(n)["sdn_ha_switch_fleet"]) if not s["name"].startswith("ovs-")]
+
+
+def cold_starts(host: str) -> float:
+    total = 0.0
+    for line in metrics(host).splitlines():
+        if line.startswith("faucet_config_reload_cold_total"):
+            total += float(line.split()[-1])
+    return total
+
+
+def timed_site(mode: str) -> float:
+    start = time.monotonic()
+    playbook("site.yml", "-e", f"sdn_ha_mode={mode}", "-e", f"@{FLEET_VARS}")
+    return time.monotonic() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ns", default="1,50,200,500", help="fleet sizes, comma-separated")
+    parser.add_argument("--modes", default="proxy,nat")
+    parser.add_argument("--trials", type=int, default=3)
+    args = parser.parse_args()
+    require()
+    stop_on_sigterm()
+    data: dict = {"trials": args.trials, "runs": {}}
+    try:
+        for mode in args.modes.split(","):
+            for n in (int(x) for x in args.ns.split(",")):
+                FLEET_VARS.write_text(json.dumps(fleet_vars(n)))
+                names = {f"fleet-{i}" for i in range(1, n - (OVS_SWITCHES if n >= 50 else 0) + 1)}
+                names |= {f"ovs-{i}" for i in range(1, (OVS_SWITCHES if n >= 50 else 0) + 1)}
+                fleet("stopped", n)
+                settle()
+                print(f"converging the lab in {mode} mode with a fleet of {n} ...", file=sys.stderr, flush=True)
+                playbook("site.yml", "-e", f"sdn_ha_mode={mode}", "-e", f"@{FLEET_VARS}")
+                settle()
+                rerun = timed_site(mode)
+                active = settle()
+                rss_before = rss_kib(active, main_pid(active, "sdn-ha-mirror"))
+                fleet("started", n)
+                trials = [trial(mode, n, i, names, i == 0, rss_before) for i in range(args.trials)]
+                added = add_one(mode, n)
+                data["runs"].setdefault(mode, {})[str(n)] = {"site_rerun": rerun, "trials": trials, "add_one": added}
+                results.save("fleet", data, vars(args))
+    finally:
+        try:
+            fleet("stopped", 0)
+        except subprocess.CalledProcessError:
+            print("stopping the fleet failed; run lab/fleet.yml -e fleet_state=stopped", file=sys.stderr)
+        FLEET_VARS.unlink(missing_ok=True)
+        converge_back()
+    report(data)
+    return 0
+
+
+def report(data: dict) -> None:
+    def med(values):
+        return statistics.median(values) if values else float("nan")
+
+    print(f"\nA fleet of N switches; {data['trials']} trials per N, median (min-max) over trials\n")
+    header = (
+        "| Mode | N | connect p50 | connect p100 | LB kill p50 | LB kill p100 | resets | backup killed: all served |"
+        " most loaded backup | sidecar KiB/switch | site.yml re-run |"
+    )
+    print(header)
+    print("|" + "---|" * header.count("|")[:-1] if False else "|---|---|---|---|---|---|---|---|---|---|---|")
+    for mode, runs in data["runs"].items():
+        base = runs.get("1", {}).get("site_rerun")
+        for n, run_ in runs.items():
+            t = run_["trials"]
+            served = [[v for v in x["lb_served"] if v == v] for x in t]
+            cells = [
+                spread([percentile(x["connect"], 0.5) for x in t], "{:.2f}"),
+                spread([x["connect"][-1] for x in t], "{:.2f}"),
+                spread([percentile(s, 0.5) for s in served if s], "{:.2f}"),
+                spread([max(s) for s in served if s], "{:.2f}"),
+                spread([x["lb_resets"] for x in t], "{:.0f}"),
+                spread([x["backup_served"] for x in t if x["backup_served"] is not None], "{:.2f}"),
+                spread(
+                    [max(x["spread"].values()) / max(sum(x["spread"].values()), 1) * 100 for x in t], "{:.0f}", " %"
+                ),
+                spread([x["rss_per_switch_kib"] for x in t if "rss_per_switch_kib" in x], "{:.1f}"),
+                f"{run_['site_rerun']:.0f} s ({ratio(run_['site_rerun'], base)} N=1)",
+            ]
+            print(f"| {mode} | {n} | " + " | ".join(cells) + " |")
+    print("\nCPU-seconds a minute per switch, median over trials")
+    for mode, runs in data["runs"].items():
+        for n, run_ in runs.items():
+            keys = run_["trials"][0]["cpu_per_minute"]
+            per = {k: med([x["cpu_per_minute"][k] for x in run_["trials"]]) / int(n) for k in keys}
+            print(f"{mode} N={n}: " + ", ".join(f"{k} {v:.4f}" for k, v in per.items()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
