@@ -198,6 +198,27 @@ def says_hello(address: str) -> bool:
 
 
 # -- one trial --------------------------------------------------------------------
+def kill(container: str) -> float:
+    """SIGKILL to a container: the time of the fault. The emulator counts
+    lost sessions from just before it, and its switches start to echo once
+    every process of the container is gone (the kernel kills them after the
+    init, and until then they still answer)."""
+    pid = pid_of(container)
+    emulator({"cmd": "mark"})
+    fault = sigkill(container)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            break
+        if state in ("Z", "X"):
+            break
+        time.sleep(0.002)
+    emulator({"cmd": "probe", "echo_interval": ECHO_INTERVAL})
+    return fault
+
+
 def served_after(start: float, addresses: list[str], timeout: float = 60.0) -> dict[str, dict]:
     """Wait until every switch in addresses has an answered echo since the
     mark (or the timeout); the emulator's status of each."""
@@ -234,9 +255,7 @@ def trial(mode: str, n: int, index: int, names: set[str], first: bool, rss_befor
     time.sleep(CPU_WINDOW)
     result["cpu_per_minute"] = {k: (cpu_seconds(h, p) - before[k]) * 60 / CPU_WINDOW for k, (h, p) in procs.items()}
     # The active LB dies.
-    emulator({"cmd": "mark"})  # drops count from here; an echo counts only once sent after the kill
-    killed = sigkill(active)
-    emulator({"cmd": "probe", "echo_interval": ECHO_INTERVAL})
+    killed = kill(active)
     after = served_after(killed, list(emulated))
     result["lb_served"] = sorted((s["served_at"] or float("nan")) - killed for s in after.values())
     result["lb_resets"] = sum(s["drops"] for s in after.values())
@@ -246,18 +265,18 @@ def trial(mode: str, n: int, index: int, names: set[str], first: bool, rss_befor
     # A backup dies: the one carrying most of the fleet.
     victim = max(per_backup, key=lambda b: (per_backup[b], b))
     carried = datapaths_up(victim, names)
-    emulator({"cmd": "mark"})
-    killed = sigkill(victim)
-    emulator({"cmd": "probe", "echo_interval": ECHO_INTERVAL})
+    address_of = {s["name"]: s["address"] for s in fleet_switches(n)}
+    killed = kill(victim)
     after = served_after(killed, list(emulated))
-    moved = [s for s in after.values() if s["drops"]]
+    moved = [after[address_of[name]] for name in carried if name in address_of]  # the emulated ones
     result["backup"] = victim
     result["backup_carried"] = len(carried)
-    result["backup_moved"] = len(moved)
+    result["backup_resets"] = sum(s["drops"] for s in after.values())
     result["backup_served"] = max(((s["served_at"] or float("nan")) - killed for s in moved), default=None)
     result["backup_unserved"] = sum(1 for s in after.values() if not s["served_at"])
     run("podman", "start", victim)
     wait(lambda: says_hello(lab().backups[victim]), 180, f"{victim}'s Faucet to say HELLO")
+    reachable()
     time.sleep(5)
     print(f"{mode} N={n} trial {index + 1}: " + summary_line(result), file=sys.stderr, flush=True)
     return result
@@ -272,7 +291,8 @@ def summary_line(r: dict) -> str:
         f"connect p50 {percentile(connect, 0.5):.2f} p100 {connect[-1]:.2f} s; "
         f"LB kill p50 {percentile(served, 0.5) if served else nan:.2f} p100 {max(served, default=nan):.2f} s, "
         f"{r['lb_resets']} resets ({len(r['lb_served']) - len(served)} unserved); "
-        f"backup {r['backup']}: {r['backup_moved']} moved, all served {r['backup_served'] or float('nan'):.2f} s; "
+        f"backup {r['backup']} ({r['backup_carried']} switches): all served {r['backup_served'] or nan:.2f} s, "
+        f"{r['backup_resets']} resets; "
         f"spread max {share:.0%}"
     )
 
@@ -358,6 +378,16 @@ def cold_starts(host: str) -> float:
     return total
 
 
+def reachable(timeout: float = 120.0) -> None:
+    """Every lab host answers Ansible again (after a container was killed
+    and started, its SSH comes back last)."""
+    deadline = time.time() + timeout
+    while subprocess.run(["ansible", "all", "-m", "ansible.builtin.ping"], capture_output=True).returncode:
+        if time.time() > deadline:
+            raise SystemExit("a lab host did not answer Ansible again")
+        time.sleep(3)
+
+
 def timed_site(mode: str) -> float:
     start = time.monotonic()
     playbook("site.yml", "-e", f"sdn_ha_mode={mode}", "-e", f"@{FLEET_VARS}")
@@ -398,6 +428,7 @@ def main() -> int:
         except subprocess.CalledProcessError:
             print("stopping the fleet failed; run lab/fleet.yml -e fleet_state=stopped", file=sys.stderr)
         FLEET_VARS.unlink(missing_ok=True)
+        reachable()
         converge_back()
     report(data)
     return 0
