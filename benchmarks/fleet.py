@@ -163,13 +163,10 @@ def metrics(host: str) -> str:
 
 
 def datapaths_up(host: str, names: set[str]) -> set[str]:
-    up = set()
-    for line in metrics(host).splitlines():
-        if line.startswith("dp_status{") and line.rstrip().endswith(" 1.0"):
-            name = line.split('dp_name="', 1)[1].split('"', 1)[0] if 'dp_name="' in line else ""
-            if name in names:
-                up.add(name)
-    return up
+    """The fleet's datapaths a controller has up (the collection's own reading of Faucet's dp_status)."""
+    from ansible_collections.sdn_ha.control_plane.plugins.plugin_utils.status import datapaths_up as up
+
+    return set(up(metrics(host))) & names
 
 
 def main_pid(host: str, unit: str) -> int:
