@@ -236,8 +236,10 @@ def trial(mode: str, n: int, index: int, names: set[str], first: bool, rss_befor
     wait(lambda: all(o.get("connected") for o in ovs_status().values()), 60, "every OVS switch connected")
     # Steady: the master has every datapath (its shadow sessions) and each switch is on a backup.
     wait(lambda: len(datapaths_up(lab().master.name, names)) == len(names), 120, "the master's shadow sessions")
-    per_backup = {b: len(datapaths_up(b, names)) for b in lab().backups}
-    result["spread"] = per_backup
+    wait(
+        lambda: sum(len(datapaths_up(b, names)) for b in lab().backups) == len(names), 60, "the backups carry the fleet"
+    )
+    result["spread"] = {b: len(datapaths_up(b, names)) for b in lab().backups}
     active = result["lb"] = active_lb()
     sidecar = main_pid(active, "sdn-ha-mirror")
     if first and rss_before is not None:
@@ -259,9 +261,14 @@ def trial(mode: str, n: int, index: int, names: set[str], first: bool, rss_befor
     result["ovs_resets"] = ovs_reconnected(killed)
     run("podman", "start", active)
     settle()
-    # A backup dies: the one carrying most of the fleet.
-    victim = max(per_backup, key=lambda b: (per_backup[b], b))
-    carried = datapaths_up(victim, names)
+    # A backup dies: the one carrying most of the fleet since the LB failover's reconnect storm.
+    wait(
+        lambda: sum(len(datapaths_up(b, names)) for b in lab().backups) == len(names), 60, "the backups carry the fleet"
+    )
+    carried_by = {b: datapaths_up(b, names) for b in lab().backups}
+    result["spread_after_failover"] = {b: len(c) for b, c in carried_by.items()}
+    victim = max(carried_by, key=lambda b: (len(carried_by[b]), b))
+    carried = carried_by[victim]
     address_of = {s["name"]: s["address"] for s in fleet_switches(n)}
     killed = kill(victim)
     after = served_after(killed, list(emulated))
@@ -432,41 +439,58 @@ def main() -> int:
 
 
 def report(data: dict) -> None:
-    def med(values):
-        return statistics.median(values) if values else float("nan")
+    """Markdown tables: medians over trials, with (min-max)."""
 
-    print(f"\nA fleet of N switches; {data['trials']} trials per N, median (min-max) over trials\n")
-    header = (
-        "| Mode | N | connect p50 | connect p100 | LB kill p50 | LB kill p100 | resets | backup killed: all served |"
-        " most loaded backup | sidecar KiB/switch | site.yml re-run |"
+    def cells(values: list, form: str = "{:.2f}", unit: str = "") -> str:
+        return spread([v for v in values if v is not None and v == v], form, unit)
+
+    print(f"\nA fleet of N switches: {data['trials']} trials per N; median (min-max) over the trials\n")
+    print(
+        "| Mode | N | connect p50 | connect p100 | LB killed: served p50 | p100 | resets (OVS) |"
+        " backup killed: its switches served | most loaded backup | after the LB failover |"
     )
-    print(header)
-    print("|" + "---|" * header.count("|")[:-1] if False else "|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for mode, runs in data["runs"].items():
+        for n, run_ in runs.items():
+            t = run_["trials"]
+            served = [[v for v in x["lb_served"] if v == v] for x in t]
+            share = [max(x["spread"].values()) / max(sum(x["spread"].values()), 1) * 100 for x in t]
+            after = [
+                max(x["spread_after_failover"].values()) / max(int(n), 1) * 100
+                for x in t
+                if "spread_after_failover" in x
+            ]
+            row = [
+                cells([percentile(x["connect"], 0.5) for x in t]),
+                cells([x["connect"][-1] for x in t]),
+                cells([percentile(v, 0.5) if v else None for v in served]),
+                cells([max(v) if v else None for v in served]),
+                f"{cells([x['lb_resets'] for x in t], '{:.0f}')} ({cells([x['ovs_resets'] for x in t], '{:.0f}')})",
+                cells([x["backup_served"] for x in t]),
+                cells(share, "{:.0f}", " %"),
+                cells(after, "{:.0f}", " %"),
+            ]
+            print(f"| {mode} | {n} | " + " | ".join(row) + " |")
+    print(
+        "\n| Mode | N | sidecar KiB per switch | CPU-s a minute per switch: sidecar, master, backups |"
+        " site.yml re-run | one switch added: Faucet reload, cold starts, lost sessions, flows to others |"
+    )
+    print("|---|---|---|---|---|---|")
     for mode, runs in data["runs"].items():
         base = runs.get("1", {}).get("site_rerun")
         for n, run_ in runs.items():
             t = run_["trials"]
-            served = [[v for v in x["lb_served"] if v == v] for x in t]
-            cells = [
-                spread([percentile(x["connect"], 0.5) for x in t], "{:.2f}"),
-                spread([x["connect"][-1] for x in t], "{:.2f}"),
-                spread([percentile(s, 0.5) for s in served if s], "{:.2f}"),
-                spread([max(s) for s in served if s], "{:.2f}"),
-                spread([x["lb_resets"] for x in t], "{:.0f}"),
-                spread([x["backup_served"] for x in t if x["backup_served"] is not None], "{:.2f}"),
-                spread(
-                    [max(x["spread"].values()) / max(sum(x["spread"].values()), 1) * 100 for x in t], "{:.0f}", " %"
-                ),
-                spread([x["rss_per_switch_kib"] for x in t if "rss_per_switch_kib" in x], "{:.1f}"),
+            cpu = {k: statistics.median(x["cpu_per_minute"][k] for x in t) / int(n) for k in t[0]["cpu_per_minute"]}
+            added = run_.get("add_one") or {}
+            reload = added.get("reload")
+            row = [
+                cells([x.get("rss_per_switch_kib") for x in t], "{:.1f}"),
+                ", ".join(f"{k} {v:.4f}" for k, v in cpu.items()),
                 f"{run_['site_rerun']:.0f} s ({ratio(run_['site_rerun'], base)} N=1)",
+                (f"{reload:.2f} s, " if reload is not None else "-, ")
+                + f"{added.get('cold_starts', '-')}, {added.get('drops', '-')}, {added.get('writes_to_others', '-')}",
             ]
-            print(f"| {mode} | {n} | " + " | ".join(cells) + " |")
-    print("\nCPU-seconds a minute per switch, median over trials")
-    for mode, runs in data["runs"].items():
-        for n, run_ in runs.items():
-            keys = run_["trials"][0]["cpu_per_minute"]
-            per = {k: med([x["cpu_per_minute"][k] for x in run_["trials"]]) / int(n) for k in keys}
-            print(f"{mode} N={n}: " + ", ".join(f"{k} {v:.4f}" for k, v in per.items()))
+            print(f"| {mode} | {n} | " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
