@@ -9,7 +9,7 @@ import jinja2
 TEMPLATE = Path(__file__).resolve().parents[3] / "roles" / "haproxy" / "templates" / "haproxy.cfg.j2"
 
 
-def render(behind_mirror: bool, switch_timeout: int = 15) -> list[str]:
+def render(behind_mirror: bool, switch_timeout: int = 15, section: str = "frontend", **settings) -> list[str]:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.filters["bool"] = bool
     text = env.from_string(TEMPLATE.read_text()).render(
@@ -26,7 +26,8 @@ def render(behind_mirror: bool, switch_timeout: int = 15) -> list[str]:
         haproxy_ports=[16653] if behind_mirror else [6653, 6633],
         haproxy_switch_timeout=switch_timeout,
         haproxy_balance="source",
-        haproxy_hash_type="consistent",
+        haproxy_hash_type=settings.get("hash_type", "consistent"),
+        haproxy_hash_balance_factor=settings.get("balance_factor", 120),
         haproxy_check_timeout="3s",
         haproxy_check_interval="1s",
         haproxy_check_fall=2,
@@ -34,8 +35,9 @@ def render(behind_mirror: bool, switch_timeout: int = 15) -> list[str]:
         haproxy_backends=[{"name": "ctl2", "address": "198.18.3.22"}],
         haproxy_backend_port=6653,
     )
-    start = text.index("frontend openflow")
-    return [line.strip() for line in text[start : text.index("backend controllers")].splitlines() if line.strip()]
+    start, backend = text.index("frontend openflow"), text.index("backend controllers")
+    lines = text[start:backend] if section == "frontend" else text[backend:]
+    return [line.strip() for line in lines.splitlines() if line.strip()]
 
 
 def test_on_the_front_vip_a_silent_switch_is_given_up_after_the_timeout():
@@ -56,3 +58,12 @@ def test_a_zero_timeout_leaves_the_kernel_defaults():
     front = render(behind_mirror=False, switch_timeout=0)
     assert "bind 198.18.2.100:6653" in front
     assert not any("tcp-ut" in line or line.startswith("clitcpka") for line in front)
+
+
+def test_consistent_hashing_bounds_each_backups_load_unless_turned_off():
+    assert "hash-balance-factor 120" in render(False, section="backend")
+    assert not any(
+        line.startswith("hash-balance-factor") for line in render(False, section="backend", balance_factor=0)
+    )
+    map_based = render(False, section="backend", hash_type="map-based")
+    assert "hash-type map-based" in map_based and not any("hash-balance-factor" in line for line in map_based)
