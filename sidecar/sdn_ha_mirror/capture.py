@@ -415,6 +415,7 @@ UNPROVEN_SESSIONS = 4096
 # An RST or FIN counts only this close to where the stream is.
 WINDOW = 1 << 22
 GAP_TIMEOUT = 0.3  # seconds a gap may wait for a retransmission
+RECHECK = 0.005  # seconds between reads of whether this LB holds the VIP, between ticks
 UNSYNCED_LIMIT = 4 * MAX_FRAME
 
 
@@ -570,6 +571,7 @@ class Capture:
         self.idle_timeout = idle_timeout
         self.is_active = is_active or (lambda: holds(vip))
         self.active = False
+        self.checked = -RECHECK  # when whether this LB holds the VIP was last read
         self.max_flows = max_flows
         self.flows: dict[tuple[bytes, int, int], Flow] = {}
         self.unproven: OrderedDict[tuple[bytes, int, int], list] = OrderedDict()
@@ -593,7 +595,7 @@ class Capture:
                         stats.truncated += 1
                         continue
                     segment = parse(ring.buffer, vip, ports, outgoing, start, start + captured)
-                    if segment is None or not self.active:
+                    if segment is None or not (self.active or self.now_active(now)):
                         stats.ignored += 1
                         continue
                     batch.add(segment)
@@ -704,11 +706,19 @@ class Capture:
             for flow in list(self.flows.values()):
                 self.end(flow, "the capture stopped")
 
-    def tick(self) -> None:
-        """Every tenth of a second: gaps that waited long enough, idle
-        sessions, kernel drops, and whether this LB holds the VIP."""
-        now = time.monotonic()
-        active = self.is_active()
+    def now_active(self, now: float) -> bool:
+        """A segment of a switch session arrived while this LB was standby at
+        the last tick: whether it holds the VIP now (checked at most every
+        RECHECK seconds). A switch that connects in the instant its LB takes
+        the VIP over is then captured from its SYN, not picked up mid-flight
+        with no view to feed the master from."""
+        if now - self.checked < RECHECK:
+            return False
+        self.checked = now
+        self.set_active(self.is_active())
+        return self.active
+
+    def set_active(self, active: bool) -> None:
         if active != self.active:
             log.info(
                 "front VIP %s %s: capture %s", self.vip_text, "here" if active else "gone", "on" if active else "off"
@@ -717,6 +727,13 @@ class Capture:
             if not active:
                 for flow in list(self.flows.values()):
                     self.end(flow, "the VIP left this LB")
+
+    def tick(self) -> None:
+        """Every tenth of a second: gaps that waited long enough, idle
+        sessions, kernel drops, and whether this LB holds the VIP."""
+        now = time.monotonic()
+        self.checked = now
+        self.set_active(self.is_active())
         for key, held in list(self.unproven.items()):
             if now - held[0][1] > UNPROVEN_SECONDS:
                 del self.unproven[key]

@@ -472,3 +472,38 @@ def test_a_captured_claim_of_an_id_not_bound_to_the_address_never_reaches_the_ma
     assert rogue.counters.relayed_bytes == len(handshake(1)) and rogue.counters.relayed_messages == 4
     assert not switch.refusal and switch.view.ready and switch.counters.relayed_messages == 4  # no master here: dropped
     assert bindings.refused == 1
+
+
+def test_a_session_that_starts_as_the_lb_takes_the_vip_over_is_captured_from_its_syn():
+    """The VIP came here after the last tick: the switch's SYN must not be
+    ignored, or the session is picked up mid-flight with no view."""
+    switch = socket.inet_aton("198.18.8.100")
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0, 64, 6, 0, switch, socket.inet_aton(VIP))
+    syn = bytes(12) + b"\x08\x00" + ip + struct.pack("!HHIIBBHHH", 40000, 6653, 1000, 0, 5 << 4, 0x02, 65535, 0, 0)
+
+    class Ring:
+        blocks, buffer = 1, syn
+
+        def ready(self):
+            return 0
+
+        def frames(self, block):
+            return [(0, len(syn), len(syn), False)]
+
+        def release(self, block):
+            pass
+
+    holds, opened, settings = [False], [], Settings()
+
+    def new_tap(peer, mid_flight):
+        opened.append((peer, mid_flight))
+        return Tap(settings, str(peer))
+
+    capture = Capture(Ring(), VIP, [6653], new_tap, is_active=lambda: holds[0])
+    capture.readable()
+    assert capture.stats.ignored == 1 and not capture.active  # standby: ignored
+    holds[0] = True  # keepalived adds the VIP; the next tick is up to 0.1 s away
+    capture.checked -= 1  # the last read was long enough ago
+    capture.readable()
+    assert capture.active and capture.stats.ignored == 1
+    assert opened == [(("198.18.8.100", 40000), False)]  # from its SYN, not mid-flight
