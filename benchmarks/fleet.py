@@ -61,6 +61,7 @@ FLEET_SEGMENT = "fleet"
 RACK = "fleet1"  # the lab's rack host (inventories/lab: group lab_fleet)
 EMULATOR_SOCKET = "run/sdn-ha-fleet-emulator.sock"  # lab/fleet.yml's emulator unit, under the rack's root
 OVS_SWITCHES = 10  # real Open vSwitch switches in every fleet of N >= 50
+OVS_PROBE = 5  # seconds: their inactivity probe (OVS's default, which lab/fleet-ovs.sh keeps)
 ECHO_INTERVAL = 0.1  # seconds between a switch's echoes until one is answered
 CPU_WINDOW = 30.0  # seconds of steady state per CPU sample
 FLEET_VARS = Path(os.environ.get("SDN_HA_CACHE", Path.home() / ".cache" / "sdn_ha")) / "fleet.json"  # -e @file
@@ -126,12 +127,15 @@ def ovs_status() -> dict[str, dict]:
 
 
 def ovs_reconnected(fault: float, timeout: float = 60.0) -> int:
-    """Once every real OVS switch is connected again: how many of them
-    connected after the fault (their session is younger than the time since)."""
-    deadline = time.time() + timeout
+    """How many real OVS switches connected again after the fault (their
+    session is younger than the time since), counted once each is connected
+    and long enough after the fault for OVS to find a dead session by its
+    inactivity probe (5 s idle, 5 s more for the answer)."""
+    settle_after = fault + 2 * OVS_PROBE + 1
     while True:
         found = ovs_status()
-        if all(o.get("connected") for o in found.values()) or time.time() > deadline:
+        now = time.time()
+        if (now > settle_after and all(o.get("connected") for o in found.values())) or now > fault + timeout:
             break
         time.sleep(0.5)
     since = time.time() - fault

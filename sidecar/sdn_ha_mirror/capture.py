@@ -595,7 +595,7 @@ class Capture:
                         stats.truncated += 1
                         continue
                     segment = parse(ring.buffer, vip, ports, outgoing, start, start + captured)
-                    if segment is None or not (self.active or self.now_active(now)):
+                    if segment is None or not (self.active or self.now_active(now, segment.flags)):
                         stats.ignored += 1
                         continue
                     batch.add(segment)
@@ -706,13 +706,13 @@ class Capture:
             for flow in list(self.flows.values()):
                 self.end(flow, "the capture stopped")
 
-    def now_active(self, now: float) -> bool:
+    def now_active(self, now: float, flags: int = 0) -> bool:
         """A segment of a switch session arrived while this LB was standby at
-        the last tick: whether it holds the VIP now (checked at most every
-        RECHECK seconds). A switch that connects in the instant its LB takes
-        the VIP over is then captured from its SYN, not picked up mid-flight
-        with no view to feed the master from."""
-        if now - self.checked < RECHECK:
+        the last tick: whether it holds the VIP now (read at most every
+        RECHECK seconds, but for every SYN). A switch that connects in the
+        instant its LB takes the VIP over is then captured from its SYN, not
+        picked up mid-flight with no view to feed the master from."""
+        if now - self.checked < RECHECK and flags & (SYN | ACK) != SYN:
             return False
         self.checked = now
         self.set_active(self.is_active())

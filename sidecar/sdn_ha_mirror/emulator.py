@@ -27,7 +27,7 @@ The control socket takes one JSON request a line and answers one JSON line:
        (with "same_mac": true, all from one MAC; "padding": B, frames B bytes longer)
   {"cmd": "echo"}                                     an ECHO_REQUEST on each
   {"cmd": "disconnect", "addresses": [...]}           close the sessions (each
-                                                      reconnects within 1 s)
+                                                      reconnects by the rules above)
   {"cmd": "mark"}                                     start a measurement:
        status gives each switch's `drops` (sessions lost since the mark) and
        `served_at`, the first ECHO_REQUEST answered since the mark on a
@@ -360,22 +360,22 @@ class Emulator:
             try:
                 reader, writer = await self.connect(switch, deadline)
                 await self.session(switch, reader, writer, deadline)
-            except TimeoutError as exc:  # before OSError: asyncio's timeout is one
-                fsm.timed_out()
-                switch.last_error = str(exc) or "connection timed out"
             except (OSError, ConnectionError, FramingError, ssl.SSLError) as exc:
+                # TimeoutError is an OSError: an attempt that got no HELLO in
+                # time, or an established session's ETIMEDOUT, which is a drop.
                 switch.last_error = str(exc) or type(exc).__name__
-                if switch.up and not switch.closing and switch.measuring:
+                if isinstance(exc, TimeoutError) and not switch.up:
+                    fsm.timed_out()
+                    switch.last_error = str(exc) or "connection timed out"
+                elif switch.up and not switch.closing and switch.measuring:
                     switch.drops += 1
                     switch.served_at = None  # served again only on a session that works
                     self.serve(switch)
-            finally:
-                if writer is not None:
-                    writer.close()
-                    with contextlib.suppress(Exception):
-                        await writer.wait_closed()
-                switch.writer, switch.connected_at, switch.up, switch.closing = None, None, False, False
-            await asyncio.sleep(max(fsm.disconnected(loop.time()) - loop.time(), 0))
+            ended = loop.time()  # as OVS: the disconnect counts when it fails, not once closed
+            if writer is not None:
+                writer.close()  # not awaited: over TLS a dead peer's close_notify may take 30 s
+            switch.writer, switch.connected_at, switch.up, switch.closing = None, None, False, False
+            await asyncio.sleep(max(fsm.disconnected(ended) - loop.time(), 0))
 
     async def echo_until_served(self, switch: Switch) -> None:
         """An ECHO_REQUEST every echo_interval on a working session (one the

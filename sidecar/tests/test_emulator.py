@@ -273,3 +273,73 @@ def test_a_mark_times_the_first_answered_echo_on_a_working_session_and_counts_dr
     assert switch.drops == (1 if drop else 0)
     assert len(sessions) == (2 if drop else 1)
     assert switch.status()["served_at"] == switch.served_at
+
+
+def test_an_attempt_that_gets_no_hello_times_out_and_backs_off():
+    async def script(reader, writer, framer):
+        await read_messages(reader, framer, 1)
+        await reader.read()  # accepted, but never a HELLO back
+
+    async def scenario():
+        server, port, sessions = await controller(script)
+        switch = Switch("127.0.0.7", 0x6000, rconn=on_the_second())
+        task = asyncio.create_task(Emulator(("127.0.0.1", port), [switch], ARGS).run())
+        await asyncio.sleep(1.3)
+        first = (len(sessions), switch.rconn.backoff, switch.last_error)
+        await asyncio.sleep(1.0)
+        task.cancel()
+        server.close()
+        return first, sessions, switch
+
+    first, sessions, switch = asyncio.run(scenario())
+    assert first == (1, 1, "connection timed out")  # timed out at the next whole second
+    assert len(sessions) == 2 and switch.sessions == 0  # tried again; never connected
+    assert switch.rconn.backoff == 1 and switch.rconn.backoff_deadline > 0
+
+
+def test_a_served_switch_that_loses_its_session_is_served_again_and_a_requested_close_is_no_drop():
+    async def script(reader, writer, framer):
+        await read_messages(reader, framer, 1)
+        writer.write(pack(4, OFPT.HELLO, 1) + pack(4, OFPT.FLOW_MOD, 2, bytes(48)))
+        while data := await reader.read(65536):
+            for message in framer.feed(data):
+                if message.type == OFPT.ECHO_REQUEST:
+                    writer.write(pack(4, OFPT.ECHO_REPLY, message.xid, message.body))
+                    if len(closing) == 1:
+                        closing.append("closed")
+                        writer.close()  # a served session lost
+                        return
+
+    closing = []
+
+    async def scenario():
+        server, port, sessions = await controller(script)
+        switch = Switch("127.0.0.8", 0x7000, rconn=on_the_second())
+        emulator = Emulator(("127.0.0.1", port), [switch], ARGS)
+        task = asyncio.create_task(emulator.run())
+        await until(lambda: switch.configured_at)
+        emulator.control({"cmd": "mark", "echo_interval": 0.05})
+        await until(lambda: switch.served_at)
+        first = switch.served_at
+        closing.append("now")
+        emulator.control({"cmd": "probe", "echo_interval": 0.05})  # served: nothing to echo until a drop
+        switch.send(pack(4, OFPT.ECHO_REQUEST, 1))  # the controller closes on this one
+        await until(lambda: switch.drops == 1 and switch.served_at is not None, 3.0)
+        again = switch.served_at
+        emulator.control({"cmd": "disconnect"})
+        await until(lambda: switch.sessions == 3 and switch.up, 3.0)
+        task.cancel()
+        server.close()
+        return first, again, switch, sessions
+
+    first, again, switch, sessions = asyncio.run(scenario())
+    assert again > first  # reset on the drop, then answered on the new session
+    assert switch.drops == 1  # the requested close counted no drop
+    assert len(sessions) == 3
+
+
+async def until(predicate, timeout=2.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
