@@ -43,6 +43,7 @@ from pathlib import Path
 from benchlib import results
 from benchlib.lab import (
     active_lb,
+    ask_emulator,
     converge_back,
     in_netns,
     lab,
@@ -93,17 +94,7 @@ def fleet_vars(n: int) -> dict:
 
 # -- the rack -------------------------------------------------------------------
 def emulator(request: dict) -> dict:
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.settimeout(30)
-        sock.connect(f"/proc/{pid_of(RACK)}/root/{EMULATOR_SOCKET}")
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                break
-            data += chunk
-    return json.loads(data)
+    return ask_emulator(RACK, EMULATOR_SOCKET, request)
 
 
 def switches() -> dict[str, dict]:

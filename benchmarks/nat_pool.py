@@ -26,7 +26,6 @@ Usage (after `make lab`):  make bench-nat-pool  [TRIALS=5]
 from __future__ import annotations
 
 import argparse
-import json
 import socket
 import statistics
 import sys
@@ -34,7 +33,19 @@ import time
 from collections import Counter
 
 from benchlib import results
-from benchlib.lab import active_lb, converge, converge_back, fleet, lab, pid_of, require, run, settle, sigkill, wait
+from benchlib.lab import (
+    active_lb,
+    ask_emulator,
+    converge,
+    converge_back,
+    fleet,
+    lab,
+    require,
+    run,
+    settle,
+    sigkill,
+    wait,
+)
 from benchlib.stats import ratio, spread
 
 SOCKET = "run/sdn-ha-emulator.sock"  # lab/emulator.yml's control socket, under the switch host's root
@@ -43,16 +54,7 @@ SOCKET = "run/sdn-ha-emulator.sock"  # lab/emulator.yml's control socket, under 
 def emulator(request: dict) -> dict:
     """Ask the emulator in sw1, through sw1's root directory as this host
     sees it; a status request's answer comes keyed by switch address."""
-    with socket.socket(socket.AF_UNIX) as sock:
-        sock.connect(f"/proc/{pid_of(lab().switch.name)}/root/{SOCKET}")
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(1 << 20)
-            if not chunk:
-                break
-            data += chunk
-    reply = json.loads(data)
+    reply = ask_emulator(lab().switch.name, SOCKET, request)
     return {s["address"]: s for s in reply["switches"]} if "switches" in reply else reply
 
 

@@ -156,6 +156,25 @@ def pid_of(container: str) -> int:
     return int(run("podman", "inspect", "--format", "{{.State.Pid}}", container))
 
 
+def ask_emulator(container: str, socket_path: str, request: dict) -> dict:
+    """One request to a switch emulator's control socket inside a container
+    (socket_path relative to its root, as this host sees it); its answer."""
+    import json
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(30)
+        sock.connect(f"/proc/{pid_of(container)}/root/{socket_path}")
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
 def in_netns(container: str, *argv: str, mount: bool = False) -> list[str]:
     """argv run in a container's network namespace (and its mount namespace:
     its files and programs)."""
