@@ -4,7 +4,7 @@ Many switch sessions from one process, each from its own source address with
 its own datapath id, as a fleet of real switches would open them:
 
   emulator run --controller 198.18.2.100:6653 --switches FILE [--control SOCK]
-  emulator ctl --control SOCK status | packet-in N [ADDRESS ...] | echo | mark [S] | probe [S]
+  emulator ctl --control SOCK status | packet-in N [ADDRESS ...] | echo | mark [S] | probe [S] | watch [S]
 
 FILE is JSON: a list of {"address", "datapath_id"} (the `switches` filter's
 output fits). Each session binds its address (which must be local, or
@@ -35,6 +35,11 @@ The control socket takes one JSON request a line and answers one JSON line:
   {"cmd": "probe", "echo_interval": S}                each switch sends those
        echoes every S seconds until one is answered, again after each
        session it loses (0 stops); mark takes echo_interval too
+  {"cmd": "watch", "echo_interval": S}                each switch sends an
+       ECHO_REQUEST every S seconds on a working session for as long as it
+       runs (0 stops); status gives `slowest_echo`, the longest round trip
+       since the mark: how long the controller left its switches waiting
+       (a config reload, say), without asking the controller itself
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ MAX_PORTS = 1000  # PORT_DESC in one reply: 16 + 64 bytes a port, under 64 KiB
 PORT = struct.Struct("!I4x6s2x16sIIIIIIII")  # ofp_port, 64 bytes
 OFPPS_LIVE = 4
 PROBE_XID, SERVED_XID = 0xE0E0E0E0, 0xE2E2E2E2  # the inactivity probe's and a mark's ECHO_REQUESTs
+WATCH_XID = 0xE3000000  # a watch's ECHO_REQUESTs: this plus a 16-bit sequence number
+DEFAULT_INTERVAL = {"probe": 0.1, "watch": 0.5}  # seconds between echoes, for ctl without S
 WRITES = {OFPT.FLOW_MOD, OFPT.GROUP_MOD, OFPT.METER_MOD, OFPT.PACKET_OUT, OFPT.PORT_MOD, OFPT.TABLE_MOD}
 
 
@@ -230,6 +237,11 @@ class Switch:
     drops: int = 0  # sessions lost since the mark
     echo_interval: float = 0.0  # seconds between echoes until served; 0: none
     echo_task: asyncio.Task | None = None
+    watch_interval: float = 0.0  # seconds between a watch's echoes; 0: none
+    watch_task: asyncio.Task | None = None
+    watch_sent: dict[int, float] = field(default_factory=dict)  # xid: monotonic time sent, on this session
+    watch_seq: int = 0
+    slowest_echo: float | None = None  # seconds: the longest watched round trip since the mark
 
     def status(self) -> dict:
         return {
@@ -246,6 +258,7 @@ class Switch:
             "configured_at": self.configured_at,
             "served_at": self.served_at,
             "drops": self.drops,
+            "slowest_echo": None if self.slowest_echo is None else round(self.slowest_echo, 4),
             "backoff": self.rconn.backoff,
             "last_error": self.last_error,
         }
@@ -346,6 +359,8 @@ class Emulator:
                 elif message.type == OFPT.ECHO_REPLY and message.xid == SERVED_XID:
                     if switch.served_at is None and switch.measuring:
                         switch.served_at = wall
+                elif message.type == OFPT.ECHO_REPLY and (sent := switch.watch_sent.pop(message.xid, None)):
+                    switch.slowest_echo = max(switch.slowest_echo or 0.0, time.monotonic() - sent)
                 elif (reply := answer(message, switch.datapath_id, switch.ports)) is not None:
                     writer.write(reply)
             if switch.up:
@@ -375,6 +390,7 @@ class Emulator:
             if writer is not None:
                 writer.close()  # not awaited: over TLS a dead peer's close_notify may take 30 s
             switch.writer, switch.connected_at, switch.up, switch.closing = None, None, False, False
+            switch.watch_sent.clear()  # a lost session's echoes are never answered
             await asyncio.sleep(max(fsm.disconnected(ended) - loop.time(), 0))
 
     async def echo_until_served(self, switch: Switch) -> None:
@@ -388,6 +404,30 @@ class Emulator:
         finally:
             switch.echo_task = None
 
+    async def echo_while_watched(self, switch: Switch) -> None:
+        """An ECHO_REQUEST every watch_interval on a working session, each
+        timed from its send to its reply."""
+        try:
+            while switch.watch_interval:
+                if switch.up and switch.configured_at is not None:
+                    switch.watch_seq = (switch.watch_seq + 1) & 0xFFFF
+                    xid = WATCH_XID | switch.watch_seq
+                    if switch.send(pack(OFP13, OFPT.ECHO_REQUEST, xid)):
+                        switch.watch_sent[xid] = time.monotonic()
+                await asyncio.sleep(switch.watch_interval)
+        finally:
+            switch.watch_task = None
+
+    def watch(self, echo_interval: float) -> dict:
+        """Each switch echoes every echo_interval for as long as it runs,
+        keeping its slowest round trip; 0 stops."""
+        loop = asyncio.get_running_loop()
+        for switch in self.switches.values():
+            switch.watch_interval = echo_interval
+            if echo_interval and switch.watch_task is None:
+                switch.watch_task = loop.create_task(self.echo_while_watched(switch))
+        return {"watching_at": time.time(), "echo_interval": echo_interval}
+
     def serve(self, switch: Switch) -> None:
         if switch.echo_interval and switch.served_at is None and switch.echo_task is None:
             switch.echo_task = asyncio.get_running_loop().create_task(self.echo_until_served(switch))
@@ -397,6 +437,7 @@ class Emulator:
         echo interval each switch echoes until it is served."""
         for switch in self.switches.values():
             switch.served_at, switch.drops, switch.measuring, switch.echo_interval = None, 0, True, 0.0
+            switch.slowest_echo = None
         return {"marked_at": time.time(), **self.probe(echo_interval)}
 
     def probe(self, echo_interval: float) -> dict:
@@ -429,10 +470,10 @@ class Emulator:
                     s.closing = True
                     s.writer.close()
             return {"closed": closed}
-        if cmd in ("mark", "probe"):
-            interval = max(float(request.get("echo_interval", 0.1 if cmd == "probe" else 0)), 0.0)
-            return self.mark(interval) if cmd == "mark" else self.probe(interval)
-        return {"error": f"unknown command {cmd!r}; known: status, packet_in, echo, disconnect, mark, probe"}
+        if cmd in ("mark", "probe", "watch"):
+            interval = max(float(request.get("echo_interval", 0 if cmd == "mark" else DEFAULT_INTERVAL[cmd])), 0.0)
+            return {"mark": self.mark, "probe": self.probe, "watch": self.watch}[cmd](interval)
+        return {"error": f"unknown command {cmd!r}; known: status, packet_in, echo, disconnect, mark, probe, watch"}
 
     async def serve_control(self, reader, writer) -> None:
         try:
@@ -490,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     control.add_argument(
         "request",
         nargs="+",
-        help="status | packet-in N [ADDRESS ...] | echo | disconnect [ADDRESS ...] | mark [S] | probe [S]",
+        help="status | packet-in N [ADDRESS ...] | echo | disconnect [ADDRESS ...] | mark [S] | probe [S] | watch [S]",
     )
     args = parser.parse_args(argv)
     if args.command == "ctl":
@@ -500,8 +541,8 @@ def main(argv: list[str] | None = None) -> int:
             request.update(count=int(rest[0]), addresses=rest[1:], same_mac=args.same_mac, padding=args.padding)
         elif cmd == "disconnect":
             request.update(addresses=rest)
-        elif cmd in ("mark", "probe"):
-            request.update(echo_interval=float(rest[0]) if rest else (0.1 if cmd == "probe" else 0.0))
+        elif cmd in ("mark", "probe", "watch"):
+            request.update(echo_interval=float(rest[0]) if rest else DEFAULT_INTERVAL.get(cmd, 0.0))
         print(json.dumps(ctl(args.control, request), indent=1))
         return 0
     if any([args.tls_cert, args.tls_key, args.tls_ca]) and not all([args.tls_cert, args.tls_key, args.tls_ca]):

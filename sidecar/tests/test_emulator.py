@@ -343,3 +343,47 @@ async def until(predicate, timeout=2.0):
     while not predicate():
         assert asyncio.get_running_loop().time() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+def test_a_watch_keeps_the_slowest_echo_round_trip_since_the_mark():
+    stall = 0.4
+
+    async def script(reader, writer, framer):
+        await read_messages(reader, framer, 1)
+        writer.write(pack(4, OFPT.HELLO, 1) + pack(4, OFPT.FLOW_MOD, 2, bytes(48)))
+        while data := await reader.read(65536):
+            for message in framer.feed(data):
+                if message.type == OFPT.ECHO_REQUEST:
+                    if stalling:
+                        stalling.clear()
+                        await asyncio.sleep(stall)  # a controller busy with a reload
+                    writer.write(pack(4, OFPT.ECHO_REPLY, message.xid, message.body))
+
+    stalling = []
+
+    async def scenario():
+        server, port, _ = await controller(script)
+        switch = Switch("127.0.0.9", 0x8000, rconn=on_the_second())
+        emulator = Emulator(("127.0.0.1", port), [switch], ARGS)
+        task = asyncio.create_task(emulator.run())
+        await until(lambda: switch.configured_at)
+        emulator.control({"cmd": "mark"})
+        emulator.control({"cmd": "watch", "echo_interval": 0.05})
+        await until(lambda: switch.slowest_echo is not None)
+        quick = switch.slowest_echo
+        stalling.append(True)
+        await asyncio.sleep(stall + 0.3)
+        slow = switch.slowest_echo
+        emulator.control({"cmd": "mark"})
+        fresh = switch.slowest_echo
+        emulator.control({"cmd": "watch", "echo_interval": 0})
+        await asyncio.sleep(0.15)
+        task.cancel()
+        server.close()
+        return quick, slow, fresh, switch
+
+    quick, slow, fresh, switch = asyncio.run(scenario())
+    assert quick < 0.2
+    assert stall <= slow < stall + 0.2  # the echo that waited out the stall
+    assert fresh is None  # a mark starts again
+    assert switch.watch_task is None  # watch 0 stopped the echoes
