@@ -456,12 +456,12 @@ def report(data: dict) -> None:
             t = run_["trials"]
             cpu = {k: statistics.median(x["cpu_per_minute"][k] for x in t) / int(n) for k in t[0]["cpu_per_minute"]}
             added = run_.get("add_one") or {}
-            reload = added.get("reload")
+            reload, reload_p50 = added.get("reload"), added.get("reload_p50")
             row = [
                 cells([x.get("rss_per_switch_kib") for x in t], "{:.1f}"),
                 ", ".join(f"{k} {v:.4f}" for k, v in cpu.items()),
                 f"{run_['site_rerun']:.0f} s ({ratio(run_['site_rerun'], base)} N=1)",
-                (f"{reload:.2f} s, " if reload is not None else "-, ")
+                (f"{reload:.2f} s (p50 {reload_p50:.2f} s), " if None not in (reload, reload_p50) else "-, ")
                 + f"{added.get('cold_starts', '-')}, {added.get('drops', '-')}, {added.get('writes_to_others', '-')}",
             ]
             print(f"| {mode} | {n} | " + " | ".join(row) + " |")

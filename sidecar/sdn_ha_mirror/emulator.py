@@ -56,7 +56,7 @@ import ssl
 import struct
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from .openflow import OFPT, Framer, FramingError, pack, type_name
@@ -71,6 +71,7 @@ PORT = struct.Struct("!I4x6s2x16sIIIIIIII")  # ofp_port, 64 bytes
 OFPPS_LIVE = 4
 PROBE_XID, SERVED_XID = 0xE0E0E0E0, 0xE2E2E2E2  # the inactivity probe's and a mark's ECHO_REQUESTs
 WATCH_XID = 0xE3000000  # a watch's ECHO_REQUESTs: this plus a 16-bit sequence number
+WATCH_OUTSTANDING = 1024  # a watch's unanswered echoes per session, at most (the oldest are what count)
 DEFAULT_INTERVAL = {"probe": 0.1, "watch": 0.5}  # seconds between echoes, for ctl without S
 WRITES = {OFPT.FLOW_MOD, OFPT.GROUP_MOD, OFPT.METER_MOD, OFPT.PACKET_OUT, OFPT.PORT_MOD, OFPT.TABLE_MOD}
 
@@ -239,7 +240,9 @@ class Switch:
     echo_task: asyncio.Task | None = None
     watch_interval: float = 0.0  # seconds between a watch's echoes; 0: none
     watch_task: asyncio.Task | None = None
-    watch_sent: dict[int, float] = field(default_factory=dict)  # xid: monotonic time sent, on this session
+    # (xid, monotonic time sent) of the watch's echoes on this session, oldest
+    # first: a controller answers in order, so a reply settles the ones before it.
+    watch_sent: deque = field(default_factory=deque)
     watch_seq: int = 0
     slowest_echo: float | None = None  # seconds: the longest watched round trip since the mark
 
@@ -262,6 +265,22 @@ class Switch:
             "backoff": self.rconn.backoff,
             "last_error": self.last_error,
         }
+
+    def watched(self, xid: int) -> None:
+        """A watch's echo was answered: its round trip (and the earlier ones'
+        that got none, which waited as long at least)."""
+        now = time.monotonic()
+        while self.watch_sent:
+            sent_xid, sent = self.watch_sent.popleft()
+            self.slowest_echo = max(self.slowest_echo or 0.0, now - sent)
+            if sent_xid == xid:
+                break
+
+    def unwatched(self) -> None:
+        """The session ended: its unanswered echoes waited until now."""
+        if self.watch_sent:
+            self.slowest_echo = max(self.slowest_echo or 0.0, time.monotonic() - self.watch_sent[0][1])
+        self.watch_sent.clear()
 
     def send(self, data: bytes) -> bool:
         if self.writer is None or self.writer.is_closing():
@@ -359,8 +378,8 @@ class Emulator:
                 elif message.type == OFPT.ECHO_REPLY and message.xid == SERVED_XID:
                     if switch.served_at is None and switch.measuring:
                         switch.served_at = wall
-                elif message.type == OFPT.ECHO_REPLY and (sent := switch.watch_sent.pop(message.xid, None)):
-                    switch.slowest_echo = max(switch.slowest_echo or 0.0, time.monotonic() - sent)
+                elif message.type == OFPT.ECHO_REPLY and message.xid & 0xFFFF0000 == WATCH_XID:
+                    switch.watched(message.xid)
                 elif (reply := answer(message, switch.datapath_id, switch.ports)) is not None:
                     writer.write(reply)
             if switch.up:
@@ -389,8 +408,8 @@ class Emulator:
             ended = loop.time()  # as OVS: the disconnect counts when it fails, not once closed
             if writer is not None:
                 writer.close()  # not awaited: over TLS a dead peer's close_notify may take 30 s
+            switch.unwatched()  # a lost session's echoes are never answered: they waited until now
             switch.writer, switch.connected_at, switch.up, switch.closing = None, None, False, False
-            switch.watch_sent.clear()  # a lost session's echoes are never answered
             await asyncio.sleep(max(fsm.disconnected(ended) - loop.time(), 0))
 
     async def echo_until_served(self, switch: Switch) -> None:
@@ -408,12 +427,15 @@ class Emulator:
         """An ECHO_REQUEST every watch_interval on a working session, each
         timed from its send to its reply."""
         try:
+            # Each switch at its own phase, as separate machines: a stall then
+            # starts within milliseconds of some switch's echo.
+            await asyncio.sleep(random.uniform(0, switch.watch_interval))
             while switch.watch_interval:
                 if switch.up and switch.configured_at is not None:
                     switch.watch_seq = (switch.watch_seq + 1) & 0xFFFF
                     xid = WATCH_XID | switch.watch_seq
-                    if switch.send(pack(OFP13, OFPT.ECHO_REQUEST, xid)):
-                        switch.watch_sent[xid] = time.monotonic()
+                    if len(switch.watch_sent) < WATCH_OUTSTANDING and switch.send(pack(OFP13, OFPT.ECHO_REQUEST, xid)):
+                        switch.watch_sent.append((xid, time.monotonic()))
                 await asyncio.sleep(switch.watch_interval)
         finally:
             switch.watch_task = None
@@ -471,7 +493,9 @@ class Emulator:
                     s.writer.close()
             return {"closed": closed}
         if cmd in ("mark", "probe", "watch"):
-            interval = max(float(request.get("echo_interval", 0 if cmd == "mark" else DEFAULT_INTERVAL[cmd])), 0.0)
+            interval = float(request.get("echo_interval", 0 if cmd == "mark" else DEFAULT_INTERVAL[cmd]))
+            if not 0 <= interval <= 3600:
+                return {"error": f"echo_interval {interval}: seconds, 0 to 3600"}
             return {"mark": self.mark, "probe": self.probe, "watch": self.watch}[cmd](interval)
         return {"error": f"unknown command {cmd!r}; known: status, packet_in, echo, disconnect, mark, probe, watch"}
 

@@ -387,3 +387,35 @@ def test_a_watch_keeps_the_slowest_echo_round_trip_since_the_mark():
     assert stall <= slow < stall + 0.2  # the echo that waited out the stall
     assert fresh is None  # a mark starts again
     assert switch.watch_task is None  # watch 0 stopped the echoes
+
+
+def test_a_watched_echo_that_a_lost_session_never_answered_counts_until_the_loss():
+    async def script(reader, writer, framer):
+        await read_messages(reader, framer, 1)
+        writer.write(pack(4, OFPT.HELLO, 1) + pack(4, OFPT.FLOW_MOD, 2, bytes(48)))
+        if sessions:
+            await reader.read()  # the second session: quiet, kept open
+            return
+        sessions.append(writer)
+        await read_messages(reader, framer, 1)  # the first watched echo: never answered
+        await asyncio.sleep(0.4)
+        writer.close()  # the controller gives up on the switch
+
+    sessions = []
+
+    async def scenario():
+        server, port, _ = await controller(script)
+        switch = Switch("127.0.0.10", 0x9000, rconn=on_the_second())
+        emulator = Emulator(("127.0.0.1", port), [switch], ARGS)
+        task = asyncio.create_task(emulator.run())
+        await until(lambda: switch.configured_at)
+        emulator.control({"cmd": "mark"})
+        emulator.control({"cmd": "watch", "echo_interval": 0.1})
+        await until(lambda: switch.drops == 1, 3.0)
+        task.cancel()
+        server.close()
+        return switch
+
+    switch = asyncio.run(scenario())
+    assert 0.3 <= switch.slowest_echo < 1.0  # from its send (within 0.1 s of the watch) to the loss
+    assert not switch.watch_sent
