@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import signal
 import socket
 import ssl
@@ -33,7 +34,7 @@ from . import logs
 from .accounting import Counters
 from .capture import Capture, CaptureStats, PacketRing
 from .identity import Bindings
-from .master import Settings
+from .master import Pace, Settings
 from .relay import SwitchSession, start_server
 from .shadow import SwitchView
 from .sync import MIN_KEY, PeerSync, load_views, save_views
@@ -54,6 +55,13 @@ log = logging.getLogger("sdn_ha_mirror")
 def address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     return host, int(port)
+
+
+def rate(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text}: a rate is a finite number, at least 0")
+    return value
 
 
 class LoopErrors:
@@ -97,6 +105,7 @@ class Registry:
         self.capture: Capture | None = None
         self.sync: PeerSync | None = None
         self.bindings: Bindings | None = None
+        self.pace: Pace | None = None
 
     def opened(self, session) -> None:
         self.live.add(session)
@@ -146,6 +155,8 @@ class Registry:
         lines += metric("gauge", "sessions", len(self.live))
         lines += metric("gauge", "master_connected", sum(s.master_ready.is_set() for s in self.live))
         lines += metric("counter", "sessions_opened_total", self.sessions_total)
+        if self.pace is not None:
+            lines += metric("gauge", "master_links_paced", self.pace.waiting)
         if self.capture is None:
             lines += metric("counter", "sessions_refused_total", SwitchSession.refused)
             lines.append("# TYPE sdn_ha_mirror_sessions_timed_out_total counter")
@@ -308,9 +319,11 @@ async def serve(args: argparse.Namespace) -> None:
         idle_timeout=args.idle_timeout,
         bindings=bindings(args),
         max_sessions=args.max_sessions,
+        master_connect_rate=args.master_connect_rate,
     )
     registry = Registry()
     registry.bindings = settings.bindings
+    registry.pace = settings.pace
 
     scrapes = 0  # metrics connections open
 
@@ -411,6 +424,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--queue-limit", type=int, default=1 << 20, help="bytes of copies held per session")
     parser.add_argument("--hold-timeout", type=float, default=5.0, help="seconds a master request waits for the cache")
     parser.add_argument("--switch-timeout", type=float, default=15.0, help="seconds before a silent switch is gone")
+    parser.add_argument(
+        "--master-connect-rate",
+        type=rate,
+        default=100.0,
+        help="connects to the master a second, across every switch session (0: unpaced)",
+    )
     parser.add_argument("--max-sessions", type=int, default=4096, help="relayed switch sessions at once, at most")
     parser.add_argument("--capture", metavar="IFACE", help="take kernel copies from IFACE instead of relaying")
     parser.add_argument("--capture-buffer", type=int, default=32 << 20, help="bytes of the copies ring")

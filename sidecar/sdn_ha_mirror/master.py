@@ -13,7 +13,7 @@ import asyncio
 import logging
 import socket
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .accounting import MirrorQueue
 from .holding import Holding
@@ -41,6 +41,48 @@ MASTER_SNDBUF = 1 << 18
 COPY_BATCH_SECONDS = 0.002
 
 
+class Pace:
+    """Connects to the master, at most `rate` a second after a burst of
+    rate / 10, at least 1 (a generic cell rate: each connect books the next
+    slot, and a session that ends while waiting gives its slot back).
+
+    After an LB failover every switch reconnects at once, and each session's
+    master link would open as soon as its view is ready: hundreds of
+    handshakes and provisionings for the master in the same second as the
+    backups'. Paced, the master catches up behind the backups instead of
+    beside them; its copies wait in each link's queue meanwhile. 0: unpaced."""
+
+    def __init__(self, rate: float = 0.0) -> None:
+        if not 0 <= rate < float("inf"):
+            raise ValueError(f"a connect rate must be finite and at least 0, not {rate}")
+        self.rate = rate
+        self.burst = max(1.0, rate / 10)
+        self.booked = 0.0  # loop time: when the last booked slot ends
+        self.waiting = 0  # links waiting for their slot now
+
+    def delay(self, now: float) -> float:
+        """Book the next slot; how long until it starts."""
+        if not self.rate:
+            return 0.0
+        self.booked = max(self.booked, now) + 1 / self.rate
+        wait = self.booked - now - self.burst / self.rate
+        return wait if wait > 1e-6 else 0.0  # float error on a large clock is no wait
+
+    async def turn(self) -> None:
+        loop = asyncio.get_running_loop()
+        wait = self.delay(loop.time())
+        if wait:
+            self.waiting += 1
+            try:
+                await asyncio.sleep(wait)
+            except asyncio.CancelledError:
+                # The session ended while waiting: its slot goes to the next.
+                self.booked = max(self.booked - 1 / self.rate, loop.time())
+                raise
+            finally:
+                self.waiting -= 1
+
+
 @dataclass
 class Settings:
     primary: tuple[str, int] = ("127.0.0.1", 16653)
@@ -64,6 +106,12 @@ class Settings:
     # the switch, the primary path, the master); past it, a new one is
     # closed at once, counted.
     max_sessions: int = 4096
+    # Connects to the master a second, across every link (Pace); 0: unpaced.
+    master_connect_rate: float = 0.0
+    pace: Pace = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.pace = Pace(self.master_connect_rate)
 
 
 class MasterLink:
@@ -109,6 +157,7 @@ class MasterLink:
         loop = asyncio.get_running_loop()
         delay = RETRY_MIN
         while True:
+            await self.settings.pace.turn()
             try:
                 reader, writer = await asyncio.wait_for(asyncio.open_connection(*self.settings.master), CONNECT_TIMEOUT)
             except (OSError, TimeoutError):
