@@ -17,7 +17,8 @@ def render(behind_mirror: bool, switch_timeout: int = 15, section: str = "fronte
         haproxy_maxconn=20000,
         haproxy_stats_socket="/run/haproxy/admin.sock",
         haproxy_hard_stop_after="10m",
-        haproxy_timeout_connect="3s",
+        haproxy_timeout_connect="500ms",
+        haproxy_retries=2,
         haproxy_timeout_client="1h",
         haproxy_timeout_server="1h",
         haproxy_timeout_tunnel="1d",
@@ -36,7 +37,7 @@ def render(behind_mirror: bool, switch_timeout: int = 15, section: str = "fronte
         haproxy_backend_port=6653,
     )
     start, backend = text.index("frontend openflow"), text.index("backend controllers")
-    lines = text[start:backend] if section == "frontend" else text[backend:]
+    lines = {"defaults": text[:start], "frontend": text[start:backend], "backend": text[backend:]}[section]
     return [line.strip() for line in lines.splitlines() if line.strip()]
 
 
@@ -67,3 +68,8 @@ def test_consistent_hashing_bounds_each_backups_load_unless_turned_off():
     )
     map_based = render(False, section="backend", hash_type="map-based")
     assert "hash-type map-based" in map_based and not any("hash-balance-factor" in line for line in map_based)
+
+
+def test_a_connect_to_a_dead_backup_fails_within_a_switchs_first_second_and_goes_to_another():
+    defaults = render(False, section="defaults")
+    assert {"timeout connect 500ms", "retries 2", "option redispatch 1"} <= set(defaults)
