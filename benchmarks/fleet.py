@@ -26,6 +26,7 @@ TRIALS times:
   runs       site.yml re-run on the converged lab, once per mode and N
 
 Usage (after `make lab`):  make bench-fleet  [NS=1,50,200,500] [MODES=proxy,nat] [TRIALS=3]
+The results: benchmarks/results/fleet-MODE.json; `python3 benchmarks/fleet.py --report` prints them again.
 """
 
 from __future__ import annotations
@@ -376,10 +377,16 @@ def main() -> int:
     parser.add_argument("--ns", default="1,50,200,500", help="fleet sizes, comma-separated")
     parser.add_argument("--modes", default="proxy,nat")
     parser.add_argument("--trials", type=int, default=3)
+    parser.add_argument("--report", action="store_true", help="print the report of the saved results again")
     args = parser.parse_args()
+    if args.report:
+        report(saved())
+        return 0
     require()
     stop_on_sigterm()
     data: dict = {"trials": args.trials, "runs": {}}
+    # One file a mode (fleet-proxy.json, fleet-nat.json): a run of one mode
+    # leaves the other's results as they were.
     try:
         for mode in args.modes.split(","):
             for n in (int(x) for x in args.ns.split(",")):
@@ -398,7 +405,7 @@ def main() -> int:
                 trials = [trial(mode, n, i, names, i == 0, rss_before) for i in range(args.trials)]
                 added = add_one(mode, n)
                 data["runs"].setdefault(mode, {})[str(n)] = {"site_rerun": rerun, "trials": trials, "add_one": added}
-                results.save("fleet", data, vars(args))
+                results.save(f"fleet-{mode}", {"trials": args.trials, "runs": {mode: data["runs"][mode]}}, vars(args))
     finally:
         try:
             fleet("stopped", 0)
@@ -409,6 +416,20 @@ def main() -> int:
         converge_back()
     report(data)
     return 0
+
+
+def saved() -> dict:
+    """Every mode's saved results, as one run's data (each file's revision
+    and date are in it)."""
+    data: dict = {"trials": None, "runs": {}}
+    for mode in ("proxy", "nat"):
+        path = results.DIRECTORY / f"fleet-{mode}.json"
+        if path.exists():
+            record = results.load(f"fleet-{mode}")
+            data["trials"] = record["data"]["trials"]
+            data["runs"].update(record["data"]["runs"])
+            print(f"{mode}: {path.name}, revision {record['revision']}, {record['finished']}")
+    return data
 
 
 def report(data: dict) -> None:
