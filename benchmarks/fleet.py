@@ -14,7 +14,8 @@ TRIALS times:
   LB killed  SIGKILL to the active LB's container: from the kill to each
              switch's first ECHO_REQUEST answered on a working session,
              measured at the switch; p50, p100, and the sessions lost
-             (proxy mode loses all N; NAT mode must lose none)
+             (proxy mode loses all N; NAT mode must lose none); and until
+             the master has every datapath again (its paced catch-up)
   backup     SIGKILL to a backup controller's container: from the kill to
              the last of its switches served again by another backup
   spread     the share of the fleet on the most loaded backup (Faucet's
@@ -256,6 +257,16 @@ def trial(mode: str, n: int, index: int, names: set[str], first: bool, rss_befor
     after = served_after(killed, list(emulated))
     result["lb_served"] = sorted((s["served_at"] or float("nan")) - killed for s in after.values())
     result["lb_resets"] = sum(s["drops"] for s in after.values())
+    # The master's catch-up, paced behind the backups (mirror_master_connect_rate):
+    # from the kill until it has every datapath again (read every second; at
+    # N = 500 each read takes the master's thread 0.5 s, which is off the path).
+    result["master_caught_up"] = None
+    deadline = killed + 120
+    while time.time() < deadline:
+        if len(datapaths_up(lab().master.name, names)) == len(names):
+            result["master_caught_up"] = time.time() - killed
+            break
+        time.sleep(1.0)
     result["ovs_resets"] = ovs_reconnected(killed)
     run("podman", "start", active)
     settle()
@@ -441,9 +452,9 @@ def report(data: dict) -> None:
     print(f"\nA fleet of N switches: {data['trials']} trials per N; median (min-max) over the trials\n")
     print(
         "| Mode | N | connect p50 | connect p100 | LB killed: served p50 | p100 | resets (OVS) |"
-        " backup killed: its switches served | most loaded backup | after the LB failover |"
+        " master caught up | backup killed: its switches served | most loaded backup | after the LB failover |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for mode, runs in data["runs"].items():
         for n, run_ in runs.items():
             t = run_["trials"]
@@ -460,6 +471,7 @@ def report(data: dict) -> None:
                 cells([percentile(v, 0.5) if v else None for v in served]),
                 cells([max(v) if v else None for v in served]),
                 f"{cells([x['lb_resets'] for x in t], '{:.0f}')} ({cells([x['ovs_resets'] for x in t], '{:.0f}')})",
+                cells([x.get("master_caught_up") for x in t]),
                 cells([x["backup_served"] for x in t]),
                 cells(share, "{:.0f}", " %"),
                 cells(after, "{:.0f}", " %"),
