@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fall", type=int, default=2, help="bad probes in a row to drop a target")
     parser.add_argument("--vip", help="the front VIP: end the cleared sessions toward their switches from it")
     parser.add_argument(
-        "--slow-fall", type=int, default=8, help="probes in a row that connect but get no HELLO, to drop a target"
+        "--slow-fall", type=int, default=20, help="probes in a row that connect but get no HELLO, to drop a target"
     )
     parser.add_argument("--once", action="store_true", help="probe once, print JSON and exit")
     parser.add_argument("--on-change", help="command run after the assignment is written, with the dead targets")
