@@ -396,8 +396,9 @@ def main() -> int:
     require()
     stop_on_sigterm()
     data: dict = {"trials": args.trials, "runs": {}}
-    # One file a mode (fleet-proxy.json, fleet-nat.json): a run of one mode
-    # leaves the other's results as they were.
+    # One file a mode (fleet-proxy.json, fleet-nat.json), one entry an N in
+    # it, each with the revision that measured it: a run replaces the
+    # entries of its modes and Ns and keeps the others.
     try:
         for mode in args.modes.split(","):
             for n in (int(x) for x in args.ns.split(",")):
@@ -415,8 +416,12 @@ def main() -> int:
                 fleet("started", n)
                 trials = [trial(mode, n, i, names, i == 0, rss_before) for i in range(args.trials)]
                 added = add_one(mode, n)
-                data["runs"].setdefault(mode, {})[str(n)] = {"site_rerun": rerun, "trials": trials, "add_one": added}
-                results.save(f"fleet-{mode}", {"trials": args.trials, "runs": {mode: data["runs"][mode]}}, vars(args))
+                entry = {"revision": results.STARTED_AT, "site_rerun": rerun, "trials": trials, "add_one": added}
+                data["runs"].setdefault(mode, {})[str(n)] = entry
+                kept = saved_runs(mode)
+                kept[str(n)] = entry
+                ordered = dict(sorted(kept.items(), key=lambda item: int(item[0])))
+                results.save(f"fleet-{mode}", {"trials": args.trials, "runs": {mode: ordered}}, vars(args))
     finally:
         try:
             fleet("stopped", 0)
@@ -429,6 +434,11 @@ def main() -> int:
     return 0
 
 
+def saved_runs(mode: str) -> dict:
+    path = results.DIRECTORY / f"fleet-{mode}.json"
+    return results.load(f"fleet-{mode}")["data"]["runs"].get(mode, {}) if path.exists() else {}
+
+
 def saved() -> dict:
     """Every mode's saved results, as one run's data (each file's revision
     and date are in it)."""
@@ -439,7 +449,8 @@ def saved() -> dict:
             record = results.load(f"fleet-{mode}")
             data["trials"] = record["data"]["trials"]
             data["runs"].update(record["data"]["runs"])
-            print(f"{mode}: {path.name}, revision {record['revision']}, {record['finished']}")
+            revisions = sorted({run_.get("revision", record["revision"]) for run_ in record["data"]["runs"][mode].values()})
+            print(f"{mode}: {path.name}, revisions {', '.join(revisions)}, last run {record['finished']}")
     return data
 
 
