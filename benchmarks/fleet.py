@@ -449,7 +449,8 @@ def saved() -> dict:
             record = results.load(f"fleet-{mode}")
             data["trials"] = record["data"]["trials"]
             data["runs"].update(record["data"]["runs"])
-            revisions = sorted({run_.get("revision", record["revision"]) for run_ in record["data"]["runs"][mode].values()})
+            runs = record["data"]["runs"][mode].values()
+            revisions = sorted({run_.get("revision", record["revision"]) for run_ in runs})
             print(f"{mode}: {path.name}, revisions {', '.join(revisions)}, last run {record['finished']}")
     return data
 
