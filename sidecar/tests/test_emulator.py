@@ -2,6 +2,7 @@
 
 import argparse
 import asyncio
+import contextlib
 import math
 import random
 import struct
@@ -31,6 +32,22 @@ async def controller(script):
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1], sessions
+
+
+@contextlib.asynccontextmanager
+async def configured(script, address, datapath_id):
+    """One emulated switch against `script`, once the controller has
+    configured it: (switch, emulator, sessions); stopped on the way out."""
+    server, port, sessions = await controller(script)
+    switch = Switch(address, datapath_id, rconn=on_the_second())
+    emulator = Emulator(("127.0.0.1", port), [switch], ARGS)
+    task = asyncio.create_task(emulator.run())
+    try:
+        await until(lambda: switch.configured_at)
+        yield switch, emulator, sessions
+    finally:
+        task.cancel()
+        server.close()
 
 
 async def read_messages(reader, framer, count):
@@ -313,23 +330,17 @@ def test_a_served_switch_that_loses_its_session_is_served_again_and_a_requested_
     closing = []
 
     async def scenario():
-        server, port, sessions = await controller(script)
-        switch = Switch("127.0.0.8", 0x7000, rconn=on_the_second())
-        emulator = Emulator(("127.0.0.1", port), [switch], ARGS)
-        task = asyncio.create_task(emulator.run())
-        await until(lambda: switch.configured_at)
-        emulator.control({"cmd": "mark", "echo_interval": 0.05})
-        await until(lambda: switch.served_at)
-        first = switch.served_at
-        closing.append("now")
-        emulator.control({"cmd": "probe", "echo_interval": 0.05})  # served: nothing to echo until a drop
-        switch.send(pack(4, OFPT.ECHO_REQUEST, 1))  # the controller closes on this one
-        await until(lambda: switch.drops == 1 and switch.served_at is not None, 3.0)
-        again = switch.served_at
-        emulator.control({"cmd": "disconnect"})
-        await until(lambda: switch.sessions == 3 and switch.up, 3.0)
-        task.cancel()
-        server.close()
+        async with configured(script, "127.0.0.8", 0x7000) as (switch, emulator, sessions):
+            emulator.control({"cmd": "mark", "echo_interval": 0.05})
+            await until(lambda: switch.served_at)
+            first = switch.served_at
+            closing.append("now")
+            emulator.control({"cmd": "probe", "echo_interval": 0.05})  # served: nothing to echo until a drop
+            switch.send(pack(4, OFPT.ECHO_REQUEST, 1))  # the controller closes on this one
+            await until(lambda: switch.drops == 1 and switch.served_at is not None, 3.0)
+            again = switch.served_at
+            emulator.control({"cmd": "disconnect"})
+            await until(lambda: switch.sessions == 3 and switch.up, 3.0)
         return first, again, switch, sessions
 
     first, again, switch, sessions = asyncio.run(scenario())
@@ -362,24 +373,18 @@ def test_a_watch_keeps_the_slowest_echo_round_trip_since_the_mark():
     stalling = []
 
     async def scenario():
-        server, port, _ = await controller(script)
-        switch = Switch("127.0.0.9", 0x8000, rconn=on_the_second())
-        emulator = Emulator(("127.0.0.1", port), [switch], ARGS)
-        task = asyncio.create_task(emulator.run())
-        await until(lambda: switch.configured_at)
-        emulator.control({"cmd": "mark"})
-        emulator.control({"cmd": "watch", "echo_interval": 0.05})
-        await until(lambda: switch.slowest_echo is not None)
-        quick = switch.slowest_echo
-        stalling.append(True)
-        await asyncio.sleep(stall + 0.3)
-        slow = switch.slowest_echo
-        emulator.control({"cmd": "mark"})
-        fresh = switch.slowest_echo
-        emulator.control({"cmd": "watch", "echo_interval": 0})
-        await asyncio.sleep(0.15)
-        task.cancel()
-        server.close()
+        async with configured(script, "127.0.0.9", 0x8000) as (switch, emulator, _):
+            emulator.control({"cmd": "mark"})
+            emulator.control({"cmd": "watch", "echo_interval": 0.05})
+            await until(lambda: switch.slowest_echo is not None)
+            quick = switch.slowest_echo
+            stalling.append(True)
+            await asyncio.sleep(stall + 0.3)
+            slow = switch.slowest_echo
+            emulator.control({"cmd": "mark"})
+            fresh = switch.slowest_echo
+            emulator.control({"cmd": "watch", "echo_interval": 0})
+            await asyncio.sleep(0.15)
         return quick, slow, fresh, switch
 
     quick, slow, fresh, switch = asyncio.run(scenario())
@@ -404,16 +409,10 @@ def test_a_watched_echo_that_a_lost_session_never_answered_counts_until_the_loss
     sessions = []
 
     async def scenario():
-        server, port, _ = await controller(script)
-        switch = Switch("127.0.0.10", 0x9000, rconn=on_the_second())
-        emulator = Emulator(("127.0.0.1", port), [switch], ARGS)
-        task = asyncio.create_task(emulator.run())
-        await until(lambda: switch.configured_at)
-        emulator.control({"cmd": "mark"})
-        emulator.control({"cmd": "watch", "echo_interval": 0.1})
-        await until(lambda: switch.drops == 1, 3.0)
-        task.cancel()
-        server.close()
+        async with configured(script, "127.0.0.10", 0x9000) as (switch, emulator, _):
+            emulator.control({"cmd": "mark"})
+            emulator.control({"cmd": "watch", "echo_interval": 0.1})
+            await until(lambda: switch.drops == 1, 3.0)
         return switch
 
     switch = asyncio.run(scenario())
