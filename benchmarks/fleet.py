@@ -96,6 +96,12 @@ def fleet_vars(n: int) -> dict:
     return {"sdn_ha_switch_fleet": entries}
 
 
+def fleet_names(n: int) -> set[str]:
+    """The datapath names of a fleet of N (fleet_vars): the controllers' dp_status labels."""
+    ovs = OVS_SWITCHES if n >= 50 else 0
+    return {f"fleet-{i}" for i in range(1, n - ovs + 1)} | {f"ovs-{i}" for i in range(1, ovs + 1)}
+
+
 # -- the rack -------------------------------------------------------------------
 def emulator(request: dict) -> dict:
     return ask_emulator(RACK, EMULATOR_SOCKET, request)
@@ -403,8 +409,7 @@ def main() -> int:
         for mode in args.modes.split(","):
             for n in (int(x) for x in args.ns.split(",")):
                 FLEET_VARS.write_text(json.dumps(fleet_vars(n)))
-                names = {f"fleet-{i}" for i in range(1, n - (OVS_SWITCHES if n >= 50 else 0) + 1)}
-                names |= {f"ovs-{i}" for i in range(1, (OVS_SWITCHES if n >= 50 else 0) + 1)}
+                names = fleet_names(n)
                 fleet("stopped", n)
                 settle()
                 print(f"converging the lab in {mode} mode with a fleet of {n} ...", file=sys.stderr, flush=True)
