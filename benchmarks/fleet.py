@@ -44,9 +44,11 @@ from pathlib import Path
 
 from benchlib import results
 from benchlib.lab import (
+    NAT_ASSIGNMENT,
     active_lb,
     ask_emulator,
     converge_back,
+    haproxy_program,
     in_netns,
     lab,
     pid_of,
@@ -174,6 +176,28 @@ def datapaths_up(host: str, names: set[str]) -> set[str]:
     return set(up(metrics(host))) & names
 
 
+# Prints the address of each server of the pool that HAProxy has UP.
+SERVERS_UP = haproxy_program("""
+for server in parse_servers(query(SOCKET, "show stat"), BACKEND):
+    if server["status"].startswith("UP"):
+        print(server["address"].rsplit(":", 1)[0])
+""")
+
+
+def pool_whole(mode: str, n: int) -> bool:
+    """The active LB sends new sessions to every backup again: HAProxy has
+    each UP (proxy mode), or the NAT prober's assignment names each (NAT
+    mode, with two switches or more). A backup started again rises only
+    after its checks; a fleet that connects before then lands on the other."""
+    lb, backups = active_lb(), set(lab().backups.values())
+    if mode == "proxy":
+        return backups <= set(run(*in_netns(lb, "python3", "-c", SERVERS_UP, mount=True), check=False).split())
+    if n < 2:
+        return True
+    lines = run("podman", "exec", lb, "cat", NAT_ASSIGNMENT, check=False).splitlines()
+    return backups <= {line.split()[1].rsplit(":", 1)[0] for line in lines if len(line.split()) == 2}
+
+
 def main_pid(host: str, unit: str) -> int:
     return int(run("podman", "exec", host, "systemctl", "show", "-p", "MainPID", "--value", unit) or 0)
 
@@ -296,6 +320,8 @@ def trial(mode: str, n: int, index: int, names: set[str], first: bool, rss_befor
     run("podman", "start", victim)
     wait(lambda: says_hello(lab().backups[victim]), 180, f"{victim}'s Faucet to say HELLO")
     reachable()
+    # The next trial's fleet starts on a whole pool (else it all lands on the other backup).
+    wait(lambda: pool_whole(mode, n), 60, "the active LB's pool has every backup again")
     time.sleep(5)
     print(f"{mode} N={n} trial {index + 1}: " + summary_line(result), file=sys.stderr, flush=True)
     return result
