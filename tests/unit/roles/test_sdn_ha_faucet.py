@@ -97,7 +97,7 @@ def test_a_view_costs_nothing_until_read():
     manager = Patched(fleet)
     Valve.reads = 0
     views = [manager._other_running_valves(valve) for valve in fleet.values()]
-    assert Valve.reads == 0  # Faucet's own lists would have read 500 x 500
+    assert Valve.reads == 0  # Faucet's own lists would have read 500 x 499
     assert len(views[0]) == 499
     assert Valve.reads == 499  # every other valve once
     assert Manager(fleet)._other_running_valves(fleet["v0"]) == list(views[0])
