@@ -409,6 +409,29 @@ def reachable(timeout: float = 120.0) -> None:
         time.sleep(3)
 
 
+def converge_with_fleet(mode: str, n: int) -> None:
+    """The lab converged in mode with a fleet of N in Faucet's config (the
+    fleet itself stopped until fleet("started", n))."""
+    FLEET_VARS.write_text(json.dumps(fleet_vars(n)))
+    fleet("stopped", n)
+    settle()
+    print(f"converging the lab in {mode} mode with a fleet of {n} ...", file=sys.stderr, flush=True)
+    playbook("site.yml", "-e", f"sdn_ha_mode={mode}", "-e", f"@{FLEET_VARS}")
+    settle()
+
+
+def put_back() -> None:
+    """The fleet stopped and the lab back in the inventory's mode, whatever
+    failed before."""
+    try:
+        fleet("stopped", 0)
+    except subprocess.CalledProcessError:
+        print("stopping the fleet failed; run lab/fleet.yml -e fleet_state=stopped", file=sys.stderr)
+    FLEET_VARS.unlink(missing_ok=True)
+    reachable()
+    converge_back()
+
+
 def timed_site(mode: str) -> float:
     start = time.monotonic()
     playbook("site.yml", "-e", f"sdn_ha_mode={mode}", "-e", f"@{FLEET_VARS}")
@@ -434,13 +457,8 @@ def main() -> int:
     try:
         for mode in args.modes.split(","):
             for n in (int(x) for x in args.ns.split(",")):
-                FLEET_VARS.write_text(json.dumps(fleet_vars(n)))
                 names = fleet_names(n)
-                fleet("stopped", n)
-                settle()
-                print(f"converging the lab in {mode} mode with a fleet of {n} ...", file=sys.stderr, flush=True)
-                playbook("site.yml", "-e", f"sdn_ha_mode={mode}", "-e", f"@{FLEET_VARS}")
-                settle()
+                converge_with_fleet(mode, n)
                 rerun = timed_site(mode)
                 active = settle()
                 rss_before = rss_kib(active, main_pid(active, "sdn-ha-mirror"))
@@ -454,13 +472,7 @@ def main() -> int:
                 ordered = dict(sorted(kept.items(), key=lambda item: int(item[0])))
                 results.save(f"fleet-{mode}", {"trials": args.trials, "runs": {mode: ordered}}, vars(args))
     finally:
-        try:
-            fleet("stopped", 0)
-        except subprocess.CalledProcessError:
-            print("stopping the fleet failed; run lab/fleet.yml -e fleet_state=stopped", file=sys.stderr)
-        FLEET_VARS.unlink(missing_ok=True)
-        reachable()
-        converge_back()
+        put_back()
     report(data)
     return 0
 

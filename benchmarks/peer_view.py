@@ -22,14 +22,13 @@ Usage (after `make lab`):  make bench-peer-view [N=500] [MODE=nat] [ROUNDS=2]
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 
 import fleet
 from benchlib import results
-from benchlib.lab import converge_back, lab, playbook, require, run, settle, stop_on_sigterm, wait
+from benchlib.lab import lab, require, run, stop_on_sigterm, wait
 
 WINDOW = 30.0  # seconds a CPU window
 WINDOWS = 3  # windows a phase
@@ -79,12 +78,7 @@ def main() -> int:
     names = fleet.fleet_names(n)
     measured: dict[str, list[float]] = {"own": [], "view": []}
     try:
-        fleet.FLEET_VARS.write_text(json.dumps(fleet.fleet_vars(n)))
-        fleet.fleet("stopped", n)
-        settle()
-        print(f"converging the lab in {args.mode} mode with a fleet of {n} ...", file=sys.stderr, flush=True)
-        playbook("site.yml", "-e", f"sdn_ha_mode={args.mode}", "-e", f"@{fleet.FLEET_VARS}")
-        settle()
+        fleet.converge_with_fleet(args.mode, n)
         fleet.fleet("started", n)
         for round_ in range(args.rounds):
             for name, view in (("own", False), ("view", True)):
@@ -94,13 +88,7 @@ def main() -> int:
     finally:
         restore = f"rm -f {DROP_IN}; systemctl daemon-reload; systemctl restart faucet"
         run("podman", "exec", lab().master.name, "sh", "-c", restore, check=False)
-        try:
-            fleet.fleet("stopped", 0)
-        except Exception as exc:  # the lab is put back below either way
-            print(f"stopping the fleet failed ({exc}); run lab/fleet.yml -e fleet_state=stopped", file=sys.stderr)
-        fleet.FLEET_VARS.unlink(missing_ok=True)
-        fleet.reachable()
-        converge_back()
+        fleet.put_back()
     ratio = statistics.median(measured["view"]) / statistics.median(measured["own"])
     results.save("peer_view", {"n": n, "mode": args.mode, "cpu_per_minute_per_switch": measured}, vars(args))
     print(f"\nThe master's Faucet, N = {n}, {args.mode} mode: CPU-s a minute per switch, median (min-max)")
