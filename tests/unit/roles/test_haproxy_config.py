@@ -33,6 +33,7 @@ def render(behind_mirror: bool, switch_timeout: int = 15, section: str = "fronte
         haproxy_check_interval="1s",
         haproxy_check_fall=2,
         haproxy_check_rise=2,
+        haproxy_error_limit=settings.get("error_limit", 3),
         haproxy_backends=[{"name": "ctl2", "address": "198.18.3.22"}],
         haproxy_backend_port=6653,
     )
@@ -73,3 +74,10 @@ def test_consistent_hashing_bounds_each_backups_load_unless_turned_off():
 def test_a_connect_to_a_dead_backup_fails_within_a_switchs_first_second_and_goes_to_another():
     defaults = render(False, section="defaults")
     assert {"timeout connect 500ms", "retries 2", "option redispatch 1"} <= set(defaults)
+
+
+def test_a_backup_whose_connects_fail_three_times_in_a_row_is_marked_down_at_once():
+    server = next(line for line in render(False, section="backend") if line.startswith("default-server"))
+    assert server.endswith("on-marked-down shutdown-sessions observe layer4 error-limit 3 on-error mark-down")
+    off = next(line for line in render(False, section="backend", error_limit=0) if line.startswith("default-server"))
+    assert off.endswith("on-marked-down shutdown-sessions")
