@@ -15,7 +15,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_VAULT_PASSWORD_FILE := $(CURDIR)/lab/vault-password
 export SDN_HA_CACHE := $(CACHE)
 
-.PHONY: setup lab status destroy test lint unit build collection ee-context examples molecule sidecar-wheel bench-failover bench-soak bench-mirror bench-relay bench-nat bench-nat-pool bench-fleet bench-peer-view bench-runtime bench-capture bench-gate bench-figures
+.PHONY: setup lab status destroy test lint unit build collection ee-context examples molecule sidecar-wheel bench-failover bench-soak bench-mirror bench-relay bench-nat bench-nat-pool bench-fleet bench-peer-view bench-pace bench-runtime bench-capture bench-gate bench-figures
 
 setup:
 	@bash scripts/setup.sh
@@ -132,6 +132,11 @@ NS ?= 1,50,200,500
 MODES ?= proxy,nat
 bench-fleet:
 	python3 benchmarks/fleet.py --ns $(NS) --modes $(MODES) --trials $(if $(filter command line environment,$(origin TRIALS)),$(TRIALS),3)
+
+# The active LB killed at N switches, with the master's catch-up unpaced
+# (mirror_master_connect_rate 0) and paced (100): ROUNDS (3) rounds of each.
+bench-pace:
+	python3 benchmarks/pace.py --n $(or $(N),500) --mode $(or $(MODE),proxy) --rounds $(if $(filter command line environment,$(origin ROUNDS)),$(ROUNDS),3)
 
 # The master's Faucet at N switches, its own lists of running peers against
 # sdn-ha-faucet's view (controller_peer_view), ROUNDS (2) rounds of each.

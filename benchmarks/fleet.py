@@ -40,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from benchlib import results
@@ -256,35 +257,24 @@ def served_after(start: float, addresses: list[str], timeout: float = 60.0) -> d
         time.sleep(0.5)
 
 
-def trial(mode: str, n: int, index: int, names: set[str], first: bool, rss_before: int | None) -> dict:
-    result: dict = {}
-    started = restart_emulator()
-    wait(lambda: all(s["configured_at"] for s in switches().values()), 120, "every emulated switch configured")
-    emulated = switches()
-    result["connect"] = sorted(s["configured_at"] - started for s in emulated.values())
+def steady(names: set[str]) -> None:
+    """Every OVS switch connected, the master has every datapath (its
+    shadow sessions), and each switch is on a backup."""
     wait(lambda: all(o.get("connected") for o in ovs_status().values()), 60, "every OVS switch connected")
-    # Steady: the master has every datapath (its shadow sessions) and each switch is on a backup.
     wait(lambda: len(datapaths_up(lab().master.name, names)) == len(names), 120, "the master's shadow sessions")
     wait(
         lambda: sum(len(datapaths_up(b, names)) for b in lab().backups) == len(names), 60, "the backups carry the fleet"
     )
-    result["spread"] = {b: len(datapaths_up(b, names)) for b in lab().backups}
-    active = result["lb"] = active_lb()
-    sidecar = main_pid(active, "sdn-ha-mirror")
-    if first and rss_before is not None:
-        result["rss_per_switch_kib"] = (rss_kib(active, sidecar) - rss_before) / n
-    # CPU over a steady window.
-    procs = {
-        "sidecar": (active, sidecar),
-        lab().master.name: (lab().master.name, main_pid(lab().master.name, "faucet")),
-    }
-    procs.update({b: (b, main_pid(b, "faucet")) for b in lab().backups})
-    before = {k: cpu_seconds(h, p) for k, (h, p) in procs.items()}
-    time.sleep(CPU_WINDOW)
-    result["cpu_per_minute"] = {k: (cpu_seconds(h, p) - before[k]) * 60 / CPU_WINDOW for k, (h, p) in procs.items()}
-    # The active LB dies.
+
+
+def lb_failover(active: str, names: set[str], addresses: list[str]) -> dict:
+    """The active LB killed: when each emulated switch (addresses) was
+    served again and the sessions lost, when the master had every datapath
+    again, and the OVS switches that reconnected; then the LB started again
+    and VRRP settled."""
+    result: dict = {}
     killed = kill(active)
-    after = served_after(killed, list(emulated))
+    after = served_after(killed, addresses)
     result["lb_served"] = sorted((s["served_at"] or float("nan")) - killed for s in after.values())
     result["lb_resets"] = sum(s["drops"] for s in after.values())
     # The master's catch-up, paced behind the backups (mirror_master_connect_rate):
@@ -300,6 +290,31 @@ def trial(mode: str, n: int, index: int, names: set[str], first: bool, rss_befor
     result["ovs_resets"] = ovs_reconnected(killed)
     run("podman", "start", active)
     settle()
+    return result
+
+
+def trial(mode: str, n: int, index: int, names: set[str], first: bool, rss_before: int | None) -> dict:
+    result: dict = {}
+    started = restart_emulator()
+    wait(lambda: all(s["configured_at"] for s in switches().values()), 120, "every emulated switch configured")
+    emulated = switches()
+    result["connect"] = sorted(s["configured_at"] - started for s in emulated.values())
+    steady(names)
+    result["spread"] = {b: len(datapaths_up(b, names)) for b in lab().backups}
+    active = result["lb"] = active_lb()
+    sidecar = main_pid(active, "sdn-ha-mirror")
+    if first and rss_before is not None:
+        result["rss_per_switch_kib"] = (rss_kib(active, sidecar) - rss_before) / n
+    # CPU over a steady window.
+    procs = {
+        "sidecar": (active, sidecar),
+        lab().master.name: (lab().master.name, main_pid(lab().master.name, "faucet")),
+    }
+    procs.update({b: (b, main_pid(b, "faucet")) for b in lab().backups})
+    before = {k: cpu_seconds(h, p) for k, (h, p) in procs.items()}
+    time.sleep(CPU_WINDOW)
+    result["cpu_per_minute"] = {k: (cpu_seconds(h, p) - before[k]) * 60 / CPU_WINDOW for k, (h, p) in procs.items()}
+    result.update(lb_failover(active, names, list(emulated)))
     # A backup dies: the one carrying most of the fleet since the LB failover's reconnect storm.
     wait(
         lambda: sum(len(datapaths_up(b, names)) for b in lab().backups) == len(names), 60, "the backups carry the fleet"
@@ -316,6 +331,12 @@ def trial(mode: str, n: int, index: int, names: set[str], first: bool, rss_befor
     result["backup_carried"] = len(carried)
     result["backup_resets"] = sum(s["drops"] for s in after.values())
     result["backup_served"] = max(((s["served_at"] or float("nan")) - killed for s in moved), default=None)
+    # How its switches got back: each one's time, and the OVS backoff it ended
+    # on (1: its first attempt worked; 2 and 4: one and two attempts failed)
+    # and its last error, counted.
+    result["backup_served_each"] = sorted(round((s["served_at"] or float("nan")) - killed, 3) for s in moved)
+    result["backup_backoffs"] = dict(Counter(str(s["backoff"]) for s in moved))
+    result["backup_errors"] = dict(Counter(str(s["last_error"]) for s in moved))
     result["backup_unserved"] = sum(1 for s in after.values() if not s["served_at"])
     run("podman", "start", victim)
     wait(lambda: says_hello(lab().backups[victim]), 180, f"{victim}'s Faucet to say HELLO")
@@ -409,10 +430,10 @@ def reachable(timeout: float = 120.0) -> None:
         time.sleep(3)
 
 
-def converge_with_fleet(mode: str, n: int) -> None:
+def converge_with_fleet(mode: str, n: int, extra: dict | None = None) -> None:
     """The lab converged in mode with a fleet of N in Faucet's config (the
-    fleet itself stopped until fleet("started", n))."""
-    FLEET_VARS.write_text(json.dumps(fleet_vars(n)))
+    fleet itself stopped until fleet("started", n)), and extra variables."""
+    FLEET_VARS.write_text(json.dumps(fleet_vars(n) | (extra or {})))
     fleet("stopped", n)
     settle()
     print(f"converging the lab in {mode} mode with a fleet of {n} ...", file=sys.stderr, flush=True)
