@@ -134,9 +134,10 @@ bench-fleet:
 	python3 benchmarks/fleet.py --ns $(NS) --modes $(MODES) --trials $(if $(filter command line environment,$(origin TRIALS)),$(TRIALS),3)
 
 # The active LB killed at N switches, with the master's catch-up unpaced
-# (mirror_master_connect_rate 0) and paced (100): ROUNDS (3) rounds of each.
+# (mirror_master_connect_rate 0), paced (100) and with none (the master
+# stopped, the baseline): ROUNDS (2) rounds of each.
 bench-pace:
-	python3 benchmarks/pace.py --n $(or $(N),500) --mode $(or $(MODE),proxy) --rounds $(if $(filter command line environment,$(origin ROUNDS)),$(ROUNDS),3)
+	python3 benchmarks/pace.py --n $(or $(N),500) --mode $(or $(MODE),proxy) --rounds $(if $(filter command line environment,$(origin ROUNDS)),$(ROUNDS),2)
 
 # The master's Faucet at N switches, its own lists of running peers against
 # sdn-ha-faucet's view (controller_peer_view), ROUNDS (2) rounds of each.

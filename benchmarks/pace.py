@@ -9,14 +9,16 @@ them as fast as the switches come. The controllers share this machine's
 cores, so an unpaced master competes with the backups for them.
 
 With the lab converged with a fleet of N switches (bench-fleet's), ROUNDS
-times each of the two rates (0 first in odd rounds, 100 first in even
-ones): the lab converged with that rate, the fleet started and steady, the
-active LB SIGKILLed, then, measured at the switches, the time until each
-emulated switch is served again (its first echo answered), p50 and p100
-over the switches, and the time until the master has every datapath again.
+times each of three arms, in an order that turns round each round: the
+rate 0, the rate 100, and no catch-up at all (the master's Faucet stopped
+just before the kill, started again after; the baseline). For each: the lab
+converged with that rate, the fleet started and steady, the active LB
+SIGKILLed, then, measured at the switches, the time until each emulated
+switch is served again (its first echo answered), p50 and p100 over the
+switches, and the time until the master has every datapath again.
 
-It prints the median (min-max) over the rounds of each, for each rate, and
-the paced one's ratio to the unpaced one's. Results: benchmarks/results/pace.json.
+It prints the median (min-max) over the rounds of each arm, and each one's
+ratio to the baseline's. Results: benchmarks/results/pace.json.
 
 Usage (after `make lab`):  make bench-pace [N=500] [MODE=proxy] [ROUNDS=3]
 """
@@ -26,22 +28,34 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 
 import fleet
 from benchlib import results
-from benchlib.lab import require, stop_on_sigterm
+from benchlib.lab import lab, require, run, stop_on_sigterm
 from benchlib.stats import percentile, ratio, spread
 
-RATES = (0, 100)  # mirror_master_connect_rate: unpaced, and the role's default
+# The arms: mirror_master_connect_rate 0 (unpaced) and 100 (the role's
+# default), and "off", the baseline: no catch-up, the master's Faucet stopped.
+ARMS = ("0", "100", "off")
+MASTER_DOWN = 5.0  # seconds between stopping the master's Faucet and the kill (its shadow sessions end)
 
 
-def failover(mode: str, n: int, rate: int, names: set[str]) -> dict:
-    """The lab converged with the rate and the fleet steady, then the active LB killed."""
+def failover(mode: str, n: int, arm: str, names: set[str]) -> dict:
+    """The lab converged with the arm's rate and the fleet steady, then the active LB killed."""
+    rate = 100 if arm == "off" else int(arm)
     fleet.converge_with_fleet(mode, n, {"mirror_master_connect_rate": rate})
     fleet.fleet("started", n)
     fleet.steady(names)
     addresses = list(fleet.switches())
-    found = fleet.lb_failover(fleet.active_lb(), names, addresses)
+    master = lab().master.name
+    if arm == "off":
+        run("podman", "exec", master, "systemctl", "stop", "faucet")
+        time.sleep(MASTER_DOWN)
+    try:
+        found = fleet.lb_failover(fleet.active_lb(), names, addresses, master=arm != "off")
+    finally:
+        run("podman", "exec", master, "systemctl", "start", "faucet", check=False)
     served = sorted(v for v in found["lb_served"] if v == v)
     fleet.reachable()
     summary = {
@@ -51,7 +65,7 @@ def failover(mode: str, n: int, rate: int, names: set[str]) -> dict:
         "resets": found["lb_resets"],
         "master_caught_up": found["master_caught_up"],
     }
-    print(f"rate {rate}: {summary}", file=sys.stderr, flush=True)
+    print(f"{arm}: {summary}", file=sys.stderr, flush=True)
     return summary
 
 
@@ -59,7 +73,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500, help="switches in the fleet")
     parser.add_argument("--mode", default="proxy", choices=("proxy", "nat"))
-    parser.add_argument("--rounds", type=int, default=3, help="rounds of each rate")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of each arm")
     parser.add_argument("--report", action="store_true", help="print the report of the saved results again")
     args = parser.parse_args()
     if args.report:
@@ -68,11 +82,12 @@ def main() -> int:
     require()
     stop_on_sigterm()
     names = fleet.fleet_names(args.n)
-    measured: dict[str, list[dict]] = {str(rate): [] for rate in RATES}
+    measured: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     try:
         for round_ in range(args.rounds):
-            for rate in RATES if round_ % 2 == 0 else reversed(RATES):
-                measured[str(rate)].append(failover(args.mode, args.n, rate, names))
+            turn = round_ % len(ARMS)
+            for arm in ARMS[turn:] + ARMS[:turn]:
+                measured[arm].append(failover(args.mode, args.n, arm, names))
     finally:
         fleet.put_back()
     data = {"n": args.n, "mode": args.mode, "rates": measured}
@@ -82,33 +97,32 @@ def main() -> int:
 
 
 def report(data: dict) -> None:
-    rates = data["rates"]
+    arms = data["rates"]
 
-    def values(rate: str, key: str) -> list[float]:
-        return [r[key] for r in rates[rate] if r[key] is not None]
+    def values(arm: str, key: str) -> list[float]:
+        return [r[key] for r in arms[arm] if r[key] is not None]
 
-    def median(rate: str, key: str) -> float | None:
-        found = values(rate, key)
+    def median(arm: str, key: str) -> float | None:
+        found = values(arm, key)
         return statistics.median(found) if found else None
 
-    print(
-        f"\nThe active LB killed, N = {data['n']}, {data['mode']} mode; median (min-max) over "
-        f"{len(rates['0'])} rounds; ratio: paced / unpaced\n"
-    )
-    print("| mirror_master_connect_rate | served p50 s | served p100 s | unserved | resets | master caught up s |")
+    rounds = len(next(iter(arms.values())))
+    print(f"\nThe active LB killed, N = {data['n']}, {data['mode']} mode; median (min-max) over {rounds} rounds\n")
+    print("| The master's catch-up | served p50 s | served p100 s | unserved | resets | master caught up s |")
     print("|---|---|---|---|---|---|")
-    for rate in rates:
-        cells = [spread(values(rate, key), "{:.2f}") for key in ("served_p50", "served_p100")]
-        cells.append(spread(values(rate, "unserved"), "{:.0f}"))
-        cells.append(spread(values(rate, "resets"), "{:.0f}"))
-        cells.append(spread(values(rate, "master_caught_up"), "{:.2f}"))
-        print(f"| {rate or '0 (unpaced)'} | " + " | ".join(cells) + " |")
-    paced, unpaced = str(RATES[1]), str(RATES[0])
-    print(
-        f"\npaced / unpaced: served p50 {ratio(median(paced, 'served_p50'), median(unpaced, 'served_p50'))}, "
-        f"p100 {ratio(median(paced, 'served_p100'), median(unpaced, 'served_p100'))}; "
-        f"master caught up {ratio(median(paced, 'master_caught_up'), median(unpaced, 'master_caught_up'))}"
-    )
+    names = {"0": "unpaced (rate 0)", "100": "paced (rate 100)", "off": "none (the master stopped)"}
+    for arm in arms:
+        cells = [spread(values(arm, key), "{:.2f}") for key in ("served_p50", "served_p100")]
+        cells.append(spread(values(arm, "unserved"), "{:.0f}"))
+        cells.append(spread(values(arm, "resets"), "{:.0f}"))
+        cells.append(spread(values(arm, "master_caught_up"), "{:.2f}", empty="-"))
+        print(f"| {names.get(arm, arm)} | " + " | ".join(cells) + " |")
+    print()
+    for arm in arms:
+        if arm != "off" and "off" in arms:
+            p50 = ratio(median(arm, "served_p50"), median("off", "served_p50"))
+            p100 = ratio(median(arm, "served_p100"), median("off", "served_p100"))
+            print(f"{names.get(arm, arm)} / none: served p50 {p50}, p100 {p100}")
 
 
 if __name__ == "__main__":
