@@ -18,7 +18,8 @@ DIRECTORY = ROOT / "benchmarks" / "results"
 
 
 def revision() -> str:
-    """The checked-out commit, with '+dirty' when the tree has changes."""
+    """The checked-out commit, with '+dirty' when the tree has changes
+    outside the results and the docs."""
 
     def git(*argv: str) -> str:
         try:
@@ -28,7 +29,9 @@ def revision() -> str:
         return done.stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    # Results and docs are what a run writes and describes, not what it measures.
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results", ":!docs")
+    return commit + ("+dirty" if changed else "")
 
 
 # The revision the benchmark started at: the code that measured, whatever is
