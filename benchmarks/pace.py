@@ -74,6 +74,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=500, help="switches in the fleet")
     parser.add_argument("--mode", default="proxy", choices=("proxy", "nat"))
     parser.add_argument("--rounds", type=int, default=2, help="rounds of each arm")
+    parser.add_argument("--arms", default=",".join(ARMS), help="rates, and off for no catch-up, comma-separated")
     parser.add_argument("--report", action="store_true", help="print the report of the saved results again")
     args = parser.parse_args()
     if args.report:
@@ -82,15 +83,27 @@ def main() -> int:
     require()
     stop_on_sigterm()
     names = fleet.fleet_names(args.n)
-    measured: dict[str, list[dict]] = {arm: [] for arm in ARMS}
+    arms = tuple(args.arms.split(","))
+    if any(arm != "off" and not arm.isdigit() for arm in arms):
+        parser.error(f"an arm is a whole rate or off, not {args.arms}")
+    measured: dict[str, list[dict]] = {arm: [] for arm in arms}
     try:
         for round_ in range(args.rounds):
-            turn = round_ % len(ARMS)
-            for arm in ARMS[turn:] + ARMS[:turn]:
+            turn = round_ % len(arms)
+            for arm in arms[turn:] + arms[:turn]:
                 measured[arm].append(failover(args.mode, args.n, arm, names))
     finally:
         fleet.put_back()
-    data = {"n": args.n, "mode": args.mode, "rates": measured}
+    # One file: a run replaces the arms it measured, at the same N and mode,
+    # and keeps the others, each with the revision that measured it.
+    data = {"n": args.n, "mode": args.mode, "rates": {}, "revisions": {}}
+    if (results.DIRECTORY / "pace.json").exists():
+        kept = results.load("pace")
+        if (kept["data"]["n"], kept["data"]["mode"]) == (args.n, args.mode):
+            data = kept["data"]
+            data.setdefault("revisions", {k: kept["revision"] for k in data["rates"]})
+    data["rates"].update(measured)
+    data["revisions"].update({arm: results.STARTED_AT for arm in measured})
     results.save("pace", data, vars(args))
     report(data)
     return 0
@@ -106,23 +119,24 @@ def report(data: dict) -> None:
         found = values(arm, key)
         return statistics.median(found) if found else None
 
-    rounds = len(next(iter(arms.values())))
+    rounds = "/".join(sorted({str(len(v)) for v in arms.values()}))
     print(f"\nThe active LB killed, N = {data['n']}, {data['mode']} mode; median (min-max) over {rounds} rounds\n")
-    print("| The master's catch-up | served p50 s | served p100 s | unserved | resets | master caught up s |")
-    print("|---|---|---|---|---|---|")
-    names = {"0": "unpaced (rate 0)", "100": "paced (rate 100)", "off": "none (the master stopped)"}
-    for arm in arms:
+    print("| The master's catch-up | served p50 s | p100 s | unserved | resets | master caught up s | revision |")
+    print("|---|---|---|---|---|---|---|")
+    names = {"0": "unpaced (rate 0)", "off": "none (the master stopped)"}
+    revisions = data.get("revisions", {})
+    for arm in sorted(arms, key=lambda a: (a == "off", int(a) if a.isdigit() else 0)):
         cells = [spread(values(arm, key), "{:.2f}") for key in ("served_p50", "served_p100")]
         cells.append(spread(values(arm, "unserved"), "{:.0f}"))
         cells.append(spread(values(arm, "resets"), "{:.0f}"))
         cells.append(spread(values(arm, "master_caught_up"), "{:.2f}", empty="-"))
-        print(f"| {names.get(arm, arm)} | " + " | ".join(cells) + " |")
+        print(f"| {names.get(arm, f'paced, rate {arm}')} | " + " | ".join(cells) + f" | {revisions.get(arm, '-')} |")
     print()
     for arm in arms:
         if arm != "off" and "off" in arms:
             p50 = ratio(median(arm, "served_p50"), median("off", "served_p50"))
             p100 = ratio(median(arm, "served_p100"), median("off", "served_p100"))
-            print(f"{names.get(arm, arm)} / none: served p50 {p50}, p100 {p100}")
+            print(f"{names.get(arm, f'paced, rate {arm}')} / none: served p50 {p50}, p100 {p100}")
 
 
 if __name__ == "__main__":
