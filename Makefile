@@ -135,8 +135,8 @@ bench-fleet:
 
 # The active LB killed at N switches, with the master's catch-up unpaced
 # (mirror_master_connect_rate 0), paced (100) and with none (the master
-# stopped, the baseline): ROUNDS (2) rounds of each; ARMS=20,off picks others
-# (a run replaces the arms it measures in pace.json and keeps the rest).
+# stopped, the baseline): ROUNDS (2) rounds of each; ARMS=20,100,off picks
+# others.
 bench-pace:
 	python3 benchmarks/pace.py --n $(or $(N),500) --mode $(or $(MODE),proxy) --rounds $(if $(filter command line environment,$(origin ROUNDS)),$(ROUNDS),2) $(if $(ARMS),--arms $(ARMS))
 

@@ -18,9 +18,10 @@ switch is served again (its first echo answered), p50 and p100 over the
 switches, and the time until the master has every datapath again.
 
 It prints the median (min-max) over the rounds of each arm, and each one's
-ratio to the baseline's. Results: benchmarks/results/pace.json.
+ratio to the baseline's, from the same run (ARMS picks the arms: any rate,
+or off). Results: benchmarks/results/pace.json, the last run's.
 
-Usage (after `make lab`):  make bench-pace [N=500] [MODE=proxy] [ROUNDS=3]
+Usage (after `make lab`):  make bench-pace [N=500] [MODE=proxy] [ROUNDS=2] [ARMS=0,100,off]
 """
 
 from __future__ import annotations
@@ -49,10 +50,10 @@ def failover(mode: str, n: int, arm: str, names: set[str]) -> dict:
     fleet.steady(names)
     addresses = list(fleet.switches())
     master = lab().master.name
-    if arm == "off":
-        run("podman", "exec", master, "systemctl", "stop", "faucet")
-        time.sleep(MASTER_DOWN)
     try:
+        if arm == "off":
+            run("podman", "exec", master, "systemctl", "stop", "faucet")
+            time.sleep(MASTER_DOWN)
         found = fleet.lb_failover(fleet.active_lb(), names, addresses, master=arm != "off")
     finally:
         run("podman", "exec", master, "systemctl", "start", "faucet", check=False)
@@ -74,7 +75,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=500, help="switches in the fleet")
     parser.add_argument("--mode", default="proxy", choices=("proxy", "nat"))
     parser.add_argument("--rounds", type=int, default=2, help="rounds of each arm")
-    parser.add_argument("--arms", default=",".join(ARMS), help="rates, and off for no catch-up, comma-separated")
+    parser.add_argument("--arms", default=",".join(ARMS), help="distinct rates, or off, comma-separated")
     parser.add_argument("--report", action="store_true", help="print the report of the saved results again")
     args = parser.parse_args()
     if args.report:
@@ -84,7 +85,7 @@ def main() -> int:
     stop_on_sigterm()
     names = fleet.fleet_names(args.n)
     arms = tuple(args.arms.split(","))
-    if any(arm != "off" and not arm.isdigit() for arm in arms):
+    if len(set(arms)) != len(arms) or any(arm != "off" and not arm.isdigit() for arm in arms):
         parser.error(f"an arm is a whole rate or off, not {args.arms}")
     measured: dict[str, list[dict]] = {arm: [] for arm in arms}
     try:
@@ -94,16 +95,7 @@ def main() -> int:
                 measured[arm].append(failover(args.mode, args.n, arm, names))
     finally:
         fleet.put_back()
-    # One file: a run replaces the arms it measured, at the same N and mode,
-    # and keeps the others, each with the revision that measured it.
-    data = {"n": args.n, "mode": args.mode, "rates": {}, "revisions": {}}
-    if (results.DIRECTORY / "pace.json").exists():
-        kept = results.load("pace")
-        if (kept["data"]["n"], kept["data"]["mode"]) == (args.n, args.mode):
-            data = kept["data"]
-            data.setdefault("revisions", {k: kept["revision"] for k in data["rates"]})
-    data["rates"].update(measured)
-    data["revisions"].update({arm: results.STARTED_AT for arm in measured})
+    data = {"n": args.n, "mode": args.mode, "rates": measured}
     results.save("pace", data, vars(args))
     report(data)
     return 0
@@ -119,18 +111,17 @@ def report(data: dict) -> None:
         found = values(arm, key)
         return statistics.median(found) if found else None
 
-    rounds = "/".join(sorted({str(len(v)) for v in arms.values()}))
+    rounds = len(next(iter(arms.values())))
     print(f"\nThe active LB killed, N = {data['n']}, {data['mode']} mode; median (min-max) over {rounds} rounds\n")
-    print("| The master's catch-up | served p50 s | p100 s | unserved | resets | master caught up s | revision |")
-    print("|---|---|---|---|---|---|---|")
+    print("| The master's catch-up | served p50 s | p100 s | unserved | resets | master caught up s |")
+    print("|---|---|---|---|---|---|")
     names = {"0": "unpaced (rate 0)", "off": "none (the master stopped)"}
-    revisions = data.get("revisions", {})
     for arm in sorted(arms, key=lambda a: (a == "off", int(a) if a.isdigit() else 0)):
         cells = [spread(values(arm, key), "{:.2f}") for key in ("served_p50", "served_p100")]
         cells.append(spread(values(arm, "unserved"), "{:.0f}"))
         cells.append(spread(values(arm, "resets"), "{:.0f}"))
         cells.append(spread(values(arm, "master_caught_up"), "{:.2f}", empty="-"))
-        print(f"| {names.get(arm, f'paced, rate {arm}')} | " + " | ".join(cells) + f" | {revisions.get(arm, '-')} |")
+        print(f"| {names.get(arm, f'paced, rate {arm}')} | " + " | ".join(cells) + " |")
     print()
     for arm in arms:
         if arm != "off" and "off" in arms:
