@@ -39,6 +39,7 @@ from benchlib.stats import percentile, ratio, spread
 # The arms: mirror_master_connect_rate 0 (unpaced) and 100 (the role's
 # default), and "off", the baseline: no catch-up, the master's Faucet stopped.
 ARMS = ("0", "100", "off")
+NAMES = {"0": "unpaced (rate 0)", "off": "none (the master stopped)"}
 MASTER_DOWN = 5.0  # seconds between stopping the master's Faucet and the kill (its shadow sessions end)
 
 
@@ -101,6 +102,10 @@ def main() -> int:
     return 0
 
 
+def label(arm: str) -> str:
+    return NAMES.get(arm, f"paced, rate {arm}")
+
+
 def report(data: dict) -> None:
     arms = data["rates"]
 
@@ -115,19 +120,18 @@ def report(data: dict) -> None:
     print(f"\nThe active LB killed, N = {data['n']}, {data['mode']} mode; median (min-max) over {rounds} rounds\n")
     print("| The master's catch-up | served p50 s | p100 s | unserved | resets | master caught up s |")
     print("|---|---|---|---|---|---|")
-    names = {"0": "unpaced (rate 0)", "off": "none (the master stopped)"}
     for arm in sorted(arms, key=lambda a: (a == "off", int(a) if a.isdigit() else 0)):
         cells = [spread(values(arm, key), "{:.2f}") for key in ("served_p50", "served_p100")]
         cells.append(spread(values(arm, "unserved"), "{:.0f}"))
         cells.append(spread(values(arm, "resets"), "{:.0f}"))
         cells.append(spread(values(arm, "master_caught_up"), "{:.2f}", empty="-"))
-        print(f"| {names.get(arm, f'paced, rate {arm}')} | " + " | ".join(cells) + " |")
+        print(f"| {label(arm)} | " + " | ".join(cells) + " |")
     print()
     for arm in arms:
         if arm != "off" and "off" in arms:
             p50 = ratio(median(arm, "served_p50"), median("off", "served_p50"))
             p100 = ratio(median(arm, "served_p100"), median("off", "served_p100"))
-            print(f"{names.get(arm, f'paced, rate {arm}')} / none: served p50 {p50}, p100 {p100}")
+            print(f"{label(arm)} / none: served p50 {p50}, p100 {p100}")
 
 
 if __name__ == "__main__":
